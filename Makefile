@@ -1,0 +1,58 @@
+# Every command of ragstream. `make run` and `make test` set up everything they need.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PACKAGES := libs/ragstream-core libs/ragstream-devstack services/ingest-gateway services/parser \
+            services/embedder services/chat services/progress
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install run test unit e2e bench proto lint lock clean
+
+install: $(STAMP) ## virtual environment from requirements.lock, workspace packages editable
+
+$(STAMP): requirements.lock $(PYPROJECTS)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps $(addprefix -e ,$(PACKAGES))
+	touch $(STAMP)
+
+run: install ## the whole system on embedded defaults; Ctrl-C stops it
+	$(PY) -m ragstream_devstack run --data-dir data
+
+test: install ## unit tests of every package, then the end-to-end suite
+	$(PY) -m pytest
+
+unit: install
+	$(PY) -m pytest libs services
+
+e2e: install
+	$(PY) -m pytest tests/e2e
+
+bench: install ## throughput against the model alone; writes bench/results/latest.json
+	$(PY) bench/ingest_bench.py
+
+proto: install ## regenerate the Python code of proto/ into ragstream_core.proto
+	rm -rf libs/ragstream-core/src/ragstream_core/proto/ragstream
+	$(PY) -m grpc_tools.protoc -I proto \
+	  --python_out=libs/ragstream-core/src/ragstream_core/proto \
+	  --pyi_out=libs/ragstream-core/src/ragstream_core/proto \
+	  --grpc_python_out=libs/ragstream-core/src/ragstream_core/proto proto/ragstream/v1/*.proto
+	touch libs/ragstream-core/src/ragstream_core/proto/ragstream/__init__.py \
+	      libs/ragstream-core/src/ragstream_core/proto/ragstream/v1/__init__.py
+	sed -i 's/^from ragstream\.v1 import/from ragstream_core.proto.ragstream.v1 import/' \
+	  libs/ragstream-core/src/ragstream_core/proto/ragstream/v1/*.py
+
+lint: install
+	$(VENV)/bin/ruff format --check libs services tests bench
+	$(VENV)/bin/ruff check libs services tests bench
+
+lock: ## re-pin requirements.lock from the current environment
+	{ head -2 requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '@ file' | sort -f; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV) data test-output

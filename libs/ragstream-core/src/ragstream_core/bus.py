@@ -1,0 +1,378 @@
+"""The one way services talk: JetStream events and NATS request/reply.
+
+``Bus.consume`` runs a stage handler over a durable pull consumer with these guarantees:
+
+- at-least-once: a message is acked only after its handler returned and the handler's output
+  event is stored in JetStream; a crash before that means redelivery after ``ack_wait``;
+- deterministic output ids: the output is published with ``Nats-Msg-Id`` from
+  ``events.message_id`` (job and stage), so a retried publish is dropped as a duplicate;
+- bounded retries: a failing handler is retried with a growing delay; once the message was
+  delivered ``max_deliver`` times, or at once for a non-retryable error, the job is failed
+  with a ``JobFailed`` event and the message is copied to the dead-letter stream, then acked.
+  Redeliveries beyond the limit (a message that kills its process) are dead-lettered
+  without running the handler, so no job stays stuck;
+- backpressure: at most ``batch`` messages are in flight per consumer;
+- trace context travels in the NATS headers (W3C ``traceparent``); every handler runs in a
+  consumer span that continues the producer's trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import nats
+import structlog
+from google.protobuf.message import DecodeError, Message
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+
+from ragstream_core.errors import mapping_for
+from ragstream_core.events import (
+    DEAD_LETTER_STREAM,
+    DEAD_LETTER_SUBJECTS,
+    EVENTS_STREAM,
+    EVENTS_SUBJECTS,
+    SUBJECT_OF,
+    TYPE_HEADER,
+    TYPE_OF_SUBJECT,
+    message_id,
+    next_meta,
+    stamp,
+)
+from ragstream_core.proto.ragstream.v1.events_pb2 import JobFailed
+from ragstream_core.telemetry import DEAD_LETTERS, FAILURES, IN_FLIGHT, MESSAGES, STAGE_DURATION
+
+log = structlog.get_logger(__name__)
+tracer = trace.get_tracer("ragstream.bus")
+
+E = TypeVar("E", bound=Message)
+R = TypeVar("R", bound=Message)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a handler may know of the message it handles."""
+
+    attempt: int
+    stream_sequence: int
+    subject: str
+
+
+Handler = Callable[[E, Delivery], Awaitable[Message | None]]
+
+
+class Bus:
+    """A connection to NATS with the project's streams declared. One per process."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        *,
+        service: str,
+        max_deliver: int = 5,
+        ack_wait_s: float = 30.0,
+        retry_delay_s: float = 1.0,
+    ) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.service = service
+        self.max_deliver = max_deliver
+        self.ack_wait_s = ack_wait_s
+        self.retry_delay_s = retry_delay_s
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        service: str,
+        max_deliver: int = 5,
+        ack_wait_s: float = 30.0,
+        retry_delay_s: float = 1.0,
+    ) -> Bus:
+        """Connect (retrying until the server answers) and declare the streams idempotently."""
+        nc = await nats.connect(
+            url, name=service, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+        )
+        bus = cls(
+            nc,
+            service=service,
+            max_deliver=max_deliver,
+            ack_wait_s=ack_wait_s,
+            retry_delay_s=retry_delay_s,
+        )
+        await bus.ensure_streams()
+        return bus
+
+    async def ensure_streams(self) -> None:
+        """Declare the event and dead-letter streams; safe to call from every service at once."""
+        for config in (
+            StreamConfig(
+                name=EVENTS_STREAM,
+                subjects=[EVENTS_SUBJECTS],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                duplicate_window=120.0,
+                max_age=30 * 24 * 3600.0,
+            ),
+            StreamConfig(
+                name=DEAD_LETTER_STREAM,
+                subjects=[DEAD_LETTER_SUBJECTS],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                duplicate_window=120.0,
+            ),
+        ):
+            try:
+                await self.js.stream_info(config.name or "")
+            except NotFoundError:
+                with contextlib.suppress(BadRequestError):  # another service created it first
+                    await self.js.add_stream(config)
+
+    async def publish(self, event: Message) -> None:
+        """Store ``event`` in JetStream under its subject, with a deterministic message id.
+
+        Raises if JetStream does not confirm; callers ack their input only after this returns.
+        """
+        stamp(event)
+        subject = SUBJECT_OF[type(event)]
+        msg_id = message_id(event)
+        with tracer.start_as_current_span(
+            f"send {subject}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": subject,
+                "messaging.message.id": msg_id,
+            },
+        ):
+            headers = {"Nats-Msg-Id": msg_id, TYPE_HEADER: event.DESCRIPTOR.full_name}
+            propagate.inject(headers)
+            await self.js.publish(subject, event.SerializeToString(), headers=headers, timeout=10)
+
+    def consume(
+        self,
+        event_type: type[E],
+        *,
+        durable: str,
+        stage: str,
+        handler: Handler[E],
+        batch: int = 1,
+        subject: str | None = None,
+        fail_jobs: bool = True,
+    ) -> None:
+        """Run ``handler`` over a durable pull consumer until ``stop()``.
+
+        ``subject`` defaults to the subject of ``event_type``; a wider filter (such as every
+        event) decodes each message by its subject. With ``fail_jobs=False`` (observers such
+        as the progress projection) a message that keeps failing is only dead-lettered: the
+        observer's trouble is not the job's.
+        """
+        filter_subject = subject or SUBJECT_OF[event_type]
+        task = asyncio.create_task(
+            self._consume_loop(filter_subject, durable, stage, handler, batch, fail_jobs),
+            name=f"consume:{durable}",
+        )
+        self._tasks.append(task)
+
+    async def _consume_loop(
+        self, filter_subject: str, durable: str, stage: str, handler: Handler[E], batch: int, fail_jobs: bool
+    ) -> None:
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_deliver=-1,  # the bus counts deliveries itself, so that none is dropped silently
+            max_ack_pending=max(batch * 4, 16),
+            deliver_policy=DeliverPolicy.ALL,
+            filter_subject=filter_subject,
+        )
+        sub = await self.js.pull_subscribe(
+            filter_subject, durable=durable, stream=EVENTS_STREAM, config=config
+        )
+        log.info("bus.consuming", durable=durable, subject=filter_subject, batch=batch)
+        while not self._stopping.is_set():
+            try:
+                msgs = await sub.fetch(batch, timeout=1.0)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except nats.errors.ConnectionClosedError:
+                return
+            await asyncio.gather(*(self._handle(m, stage, handler, fail_jobs) for m in msgs))
+
+    async def _handle(self, msg: Msg, stage: str, handler: Handler[E], fail_jobs: bool) -> None:
+        md = msg.metadata
+        attempt = md.num_delivered
+        ctx = propagate.extract(dict(msg.headers or {}))
+        with tracer.start_as_current_span(
+            f"process {msg.subject}",
+            context=ctx,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": msg.subject,
+                "messaging.message.id": (msg.headers or {}).get("Nats-Msg-Id", ""),
+                "messaging.operation.type": "process",
+            },
+        ):
+            event_type = TYPE_OF_SUBJECT.get(msg.subject)
+            if event_type is None:
+                await self._dead_letter(msg, stage, f"unknown subject {msg.subject!r}")
+                await msg.term()
+                return
+            try:
+                event = event_type.FromString(msg.data)
+            except DecodeError as exc:
+                await self._dead_letter(msg, stage, f"undecodable {event_type.__name__}: {exc}")
+                await msg.term()
+                return
+            meta = event.meta  # type: ignore[attr-defined]
+            structlog.contextvars.bind_contextvars(
+                job_id=meta.job_id, document_id=meta.document_id, stage=stage
+            )
+            try:
+                await self._run(msg, event, stage, handler, attempt, md.sequence.stream, fail_jobs)
+            finally:
+                structlog.contextvars.unbind_contextvars("job_id", "document_id", "stage")
+
+    async def _run(
+        self, msg: Msg, event: Message, stage: str, handler: Handler[E], attempt: int, seq: int, fail_jobs: bool
+    ) -> None:
+        if attempt > self.max_deliver:
+            reason = f"gave up after {attempt - 1} deliveries (the process handling it did not finish)"
+            await self._fail(msg, event, stage, reason, attempt - 1, "Abandoned", True, fail_jobs)
+            return
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        IN_FLIGHT.labels(stage).inc()
+        started = time.perf_counter()
+        try:
+            output = await handler(event, Delivery(attempt, seq, msg.subject))  # type: ignore[arg-type]
+            if output is not None:
+                await self.publish(output)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the bus is where handler failures are decided
+            mapping = mapping_for(exc)
+            reason = str(exc) or type(exc).__name__
+            if mapping.retry and attempt < self.max_deliver:
+                delay = self.retry_delay_s * (2 ** (attempt - 1))
+                log.warning("bus.retry", attempt=attempt, delay_s=delay, error=reason, error_type=type(exc).__name__)
+                MESSAGES.labels(stage, "retried").inc()
+                await msg.nak(delay=delay)
+            else:
+                log.error("bus.failed", attempt=attempt, error=reason, error_type=type(exc).__name__)
+                await self._fail(msg, event, stage, reason, attempt, type(exc).__name__, mapping.retry, fail_jobs)
+        else:
+            await msg.ack_sync()
+            MESSAGES.labels(stage, "ok").inc()
+        finally:
+            heartbeat.cancel()
+            IN_FLIGHT.labels(stage).dec()
+            STAGE_DURATION.labels(stage).observe(time.perf_counter() - started)
+
+    async def _fail(
+        self,
+        msg: Msg,
+        event: Message,
+        stage: str,
+        reason: str,
+        attempts: int,
+        error_type: str,
+        retryable: bool,
+        fail_job: bool,
+    ) -> None:
+        if fail_job:
+            failed = JobFailed(
+                meta=next_meta(event.meta),  # type: ignore[attr-defined]
+                stage=stage,
+                reason=reason,
+                attempts=attempts,
+                error_type=error_type,
+                retryable=retryable,
+            )
+            await self.publish(failed)
+        await self._dead_letter(msg, stage, reason)
+        FAILURES.labels(stage, error_type).inc()
+        MESSAGES.labels(stage, "failed").inc()
+        await msg.ack_sync()
+
+    async def _dead_letter(self, msg: Msg, stage: str, reason: str) -> None:
+        """Keep the original message, its subject and the reason in the dead-letter stream."""
+        md = msg.metadata
+        headers = dict(msg.headers or {})
+        headers.update(
+            {
+                "Nats-Msg-Id": f"dlq:{stage}:{md.sequence.stream}",
+                "Ragstream-Dlq-Subject": msg.subject,
+                "Ragstream-Dlq-Reason": reason[:2000],
+                "Ragstream-Dlq-Stage": stage,
+                "Ragstream-Dlq-Deliveries": str(md.num_delivered),
+            }
+        )
+        await self.js.publish(f"ragstream.dlq.{stage}", msg.data, headers=headers, timeout=10)
+        DEAD_LETTERS.labels(stage).inc()
+        log.error("bus.dead_lettered", reason=reason, stream_sequence=md.sequence.stream)
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        """Tell JetStream the message is still worked on, so long work is not redelivered."""
+        while True:
+            await asyncio.sleep(self.ack_wait_s / 3)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    def serve(
+        self,
+        subject: str,
+        request_type: type[E],
+        handler: Callable[[E], Awaitable[Message]],
+        *,
+        queue: str,
+    ) -> None:
+        """Answer NATS requests on ``subject`` (load-balanced over ``queue``)."""
+
+        async def on_request(msg: Msg) -> None:
+            ctx = propagate.extract(dict(msg.headers or {}))
+            with tracer.start_as_current_span(f"process {subject}", context=ctx, kind=SpanKind.SERVER):
+                request = request_type.FromString(msg.data)
+                reply = await handler(request)
+                await msg.respond(reply.SerializeToString())
+
+        async def subscribe() -> None:
+            await self.nc.subscribe(subject, queue=queue, cb=on_request)
+
+        self._tasks.append(asyncio.create_task(subscribe()))
+
+    async def request(self, subject: str, request: Message, reply_type: type[R], *, timeout: float) -> R:
+        """Send a request and decode its reply; raises ``nats.errors.TimeoutError`` if none."""
+        with tracer.start_as_current_span(f"send {subject}", kind=SpanKind.CLIENT):
+            headers: dict[str, str] = {}
+            propagate.inject(headers)
+            reply = await self.nc.request(subject, request.SerializeToString(), timeout=timeout, headers=headers)
+            return reply_type.FromString(reply.data)
+
+    async def stop(self) -> None:
+        """Stop pulling, let in-flight handlers finish, and close the connection."""
+        self._stopping.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.ack_wait_s)
+        with contextlib.suppress(Exception):
+            await self.nc.drain()

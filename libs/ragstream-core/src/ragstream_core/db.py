@@ -1,0 +1,54 @@
+"""PostgreSQL: a connection pool and an explicit, idempotent migration step.
+
+Each service that owns tables ships ``migrations/NNN_name.sql`` in its package and applies
+them with ``apply_migrations`` from its ``migrate`` command (``make run`` and the tests call
+it), never from a request handler. Applied versions are recorded per service in
+``schema_migrations``; an advisory lock lets several replicas start at once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from importlib import resources
+
+import psycopg
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+log = structlog.get_logger(__name__)
+
+
+async def open_pool(url: str, *, max_size: int = 5) -> AsyncConnectionPool:
+    """An open pool; waits until the server accepts a connection."""
+    pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False, kwargs={"autocommit": True})
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+async def apply_migrations(url: str, *, service: str, package: str) -> list[str]:
+    """Apply the SQL files of ``package``/migrations not yet applied; returns their names."""
+    files = sorted(
+        (f for f in resources.files(package).joinpath("migrations").iterdir() if f.name.endswith(".sql")),
+        key=lambda f: f.name,
+    )
+    applied: list[str] = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " service text NOT NULL, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (service, name))"
+        )
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(service.encode()),))
+            cur = await conn.execute("SELECT name FROM schema_migrations WHERE service = %s", (service,))
+            done = {row[0] for row in await cur.fetchall()}
+            for f in files:
+                if f.name in done:
+                    continue
+                await conn.execute(f.read_text())  # type: ignore[arg-type]
+                await conn.execute(
+                    "INSERT INTO schema_migrations (service, name) VALUES (%s, %s)", (service, f.name)
+                )
+                applied.append(f.name)
+    log.info("db.migrated", service=service, applied=applied)
+    return applied

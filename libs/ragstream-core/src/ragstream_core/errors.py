@@ -1,0 +1,85 @@
+"""Domain errors of ragstream and what each means at every boundary.
+
+Hierarchy::
+
+    RagstreamError                      base; retryable on the bus, 500 over HTTP
+    ├── InvalidInput                    400, never retried
+    │   ├── EmptyUpload                 400
+    │   ├── UploadTooLarge              413
+    │   └── UnsupportedMediaType        415
+    ├── NotFound                        404
+    ├── UnreadableDocument              the parser cannot read the content; job fails at once
+    └── DependencyUnavailable           503; retried on the bus
+
+``ERROR_TABLE`` maps each class to its HTTP status, gRPC code and whether the bus retries it;
+the FastAPI handler, the gRPC adapters and the bus use that table and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+
+class RagstreamError(Exception):
+    """Base of every domain error. Unknown subclasses are retried on the bus."""
+
+
+class InvalidInput(RagstreamError):
+    """The request is malformed. Never retried."""
+
+
+class EmptyUpload(InvalidInput):
+    """The uploaded file has no bytes."""
+
+
+class UploadTooLarge(InvalidInput):
+    """The upload exceeds the configured size limit."""
+
+
+class UnsupportedMediaType(InvalidInput):
+    """The upload's type cannot be parsed, or its content contradicts its name."""
+
+
+class NotFound(RagstreamError):
+    """The named resource does not exist (or is not visible to the caller)."""
+
+
+class UnreadableDocument(RagstreamError):
+    """The content cannot be parsed into text. Never retried: the job fails with the reason."""
+
+
+class DependencyUnavailable(RagstreamError):
+    """A server this service needs is unreachable. Retried."""
+
+
+@dataclass(frozen=True)
+class ErrorMapping:
+    http_status: int
+    grpc_code: grpc.StatusCode
+    retry: bool
+
+
+ERROR_TABLE: dict[type[RagstreamError], ErrorMapping] = {
+    EmptyUpload: ErrorMapping(400, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
+    UploadTooLarge: ErrorMapping(413, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
+    UnsupportedMediaType: ErrorMapping(415, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
+    InvalidInput: ErrorMapping(400, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
+    NotFound: ErrorMapping(404, grpc.StatusCode.NOT_FOUND, retry=False),
+    UnreadableDocument: ErrorMapping(422, grpc.StatusCode.FAILED_PRECONDITION, retry=False),
+    DependencyUnavailable: ErrorMapping(503, grpc.StatusCode.UNAVAILABLE, retry=True),
+    RagstreamError: ErrorMapping(500, grpc.StatusCode.INTERNAL, retry=True),
+}
+
+
+def mapping_for(error: BaseException) -> ErrorMapping:
+    """The mapping of the closest class of ``error`` in ``ERROR_TABLE``.
+
+    Exceptions that are not ``RagstreamError`` (bugs, timeouts of libraries) are treated like
+    the base class: HTTP 500 and retried on the bus, up to the delivery limit.
+    """
+    for cls in type(error).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]  # type: ignore[index]
+    return ERROR_TABLE[RagstreamError]

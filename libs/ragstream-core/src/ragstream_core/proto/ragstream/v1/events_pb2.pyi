@@ -1,0 +1,111 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EventMeta(_message.Message):
+    __slots__ = ("event_id", "job_id", "tenant_id", "collection_id", "document_id", "version", "occurred_at", "file_name")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    job_id: str
+    tenant_id: str
+    collection_id: str
+    document_id: str
+    version: int
+    occurred_at: _timestamp_pb2.Timestamp
+    file_name: str
+    def __init__(self, event_id: _Optional[str] = ..., job_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., document_id: _Optional[str] = ..., version: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., file_name: _Optional[str] = ...) -> None: ...
+
+class DocUploaded(_message.Message):
+    __slots__ = ("meta", "object_key", "media_type", "size_bytes", "sha256")
+    META_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    meta: EventMeta
+    object_key: str
+    media_type: str
+    size_bytes: int
+    sha256: str
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., object_key: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class StageProgress(_message.Message):
+    __slots__ = ("meta", "stage", "done", "total", "unit", "attempt")
+    META_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    meta: EventMeta
+    stage: str
+    done: int
+    total: int
+    unit: str
+    attempt: int
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., stage: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., unit: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class DocParsed(_message.Message):
+    __slots__ = ("meta", "chunks_key", "chunk_count", "page_count", "media_type", "token_count", "parse_seconds")
+    META_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_KEY_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PARSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    meta: EventMeta
+    chunks_key: str
+    chunk_count: int
+    page_count: int
+    media_type: str
+    token_count: int
+    parse_seconds: float
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., chunks_key: _Optional[str] = ..., chunk_count: _Optional[int] = ..., page_count: _Optional[int] = ..., media_type: _Optional[str] = ..., token_count: _Optional[int] = ..., parse_seconds: _Optional[float] = ...) -> None: ...
+
+class IndexUpdated(_message.Message):
+    __slots__ = ("meta", "chunk_count", "truncated_chunks", "embedding_model", "dimensions", "embed_seconds", "removed_points")
+    META_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    EMBED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_POINTS_FIELD_NUMBER: _ClassVar[int]
+    meta: EventMeta
+    chunk_count: int
+    truncated_chunks: int
+    embedding_model: str
+    dimensions: int
+    embed_seconds: float
+    removed_points: int
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., chunk_count: _Optional[int] = ..., truncated_chunks: _Optional[int] = ..., embedding_model: _Optional[str] = ..., dimensions: _Optional[int] = ..., embed_seconds: _Optional[float] = ..., removed_points: _Optional[int] = ...) -> None: ...
+
+class JobFailed(_message.Message):
+    __slots__ = ("meta", "stage", "reason", "attempts", "error_type", "retryable")
+    META_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    meta: EventMeta
+    stage: str
+    reason: str
+    attempts: int
+    error_type: str
+    retryable: bool
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., stage: _Optional[str] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., error_type: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...

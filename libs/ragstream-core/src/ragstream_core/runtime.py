@@ -1,0 +1,89 @@
+"""Process lifecycle shared by every service: signals, the HTTP server, the ops endpoints.
+
+``run_service`` runs a service's ``main`` coroutine until SIGTERM or SIGINT, then lets it
+drain. ``ops_routes`` adds ``/healthz`` (alive), ``/readyz`` (dependencies reachable) and
+``/metrics`` (Prometheus) to any FastAPI app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import structlog
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ragstream_core.errors import RagstreamError, mapping_for
+from ragstream_core.telemetry import current_trace_id, shutdown_telemetry
+
+log = structlog.get_logger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+def ops_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
+    """Add /healthz, /readyz and /metrics to ``app``. /readyz runs every check (503 on any failure)."""
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        results: dict[str, str] = {}
+        ok = True
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), timeout=3)
+                results[name] = "ok"
+            except Exception as exc:  # readiness reports any failure as a reason, never raises
+                ok = False
+                results[name] = f"unavailable: {exc}"
+        return JSONResponse({"ready": ok, "checks": results}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def error_handlers(app: FastAPI) -> None:
+    """Answer every ``RagstreamError`` with its status from ``ERROR_TABLE`` and a readable body."""
+
+    async def on_error(_: Any, exc: Exception) -> JSONResponse:
+        mapping = mapping_for(exc)
+        body = {"error": type(exc).__name__, "detail": str(exc), "trace_id": current_trace_id()}
+        return JSONResponse(body, status_code=mapping.http_status)
+
+    app.add_exception_handler(RagstreamError, on_error)
+
+
+async def serve_http(app: FastAPI, *, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve ``app`` until ``stop`` is set."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await task
+
+
+def run_service(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main(stop)`` until it returns; SIGTERM/SIGINT set ``stop`` so that it drains."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await main(stop)
+        finally:
+            shutdown_telemetry()
+
+    asyncio.run(runner())

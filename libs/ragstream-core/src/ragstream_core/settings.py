@@ -1,0 +1,41 @@
+"""Typed settings shared by every service (prefix ``RAGSTREAM_``).
+
+Services keep their own settings class with their own prefix and hold a ``CoreSettings``
+in the field ``core``. Defaults are those of ``make run``: everything under ``./data``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CoreSettings(BaseSettings):
+    """Settings every service needs: the bus, storage, database, logs and retries."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGSTREAM_", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Root of embedded state (objects, index).")
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server with JetStream.")
+    postgres_url: str = Field(
+        "", description="PostgreSQL URL; empty means the one `make run` starts (see devstack)."
+    )
+    object_store: Literal["local", "s3"] = Field("local", description="Where uploads live.")
+    s3_endpoint: str = Field("127.0.0.1:9000", description="S3/MinIO host:port.")
+    s3_access_key: str = Field("", description="S3 access key.")
+    s3_secret_key: str = Field("", description="S3 secret key.")
+    s3_bucket: str = Field("ragstream", description="Bucket for uploads and parsed chunks.")
+    s3_secure: bool = Field(False, description="Use TLS towards S3.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
+    log_level: str = Field("INFO", description="Minimum log level.")
+    max_deliver: int = Field(5, gt=0, description="Deliveries before a job fails and dead-letters.")
+    ack_wait_s: float = Field(30.0, gt=0, description="Redelivery delay of an unacked message.")
+    retry_delay_s: float = Field(1.0, ge=0, description="First retry delay; doubles per attempt.")
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"

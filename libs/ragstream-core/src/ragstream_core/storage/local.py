@@ -1,0 +1,68 @@
+"""Object store in a local directory: the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from ragstream_core.errors import DependencyUnavailable, InvalidInput, NotFound
+
+_CHUNK = 1024 * 1024
+
+
+class LocalObjectStore:
+    """Objects as files under ``root``; writes go to a temporary file, then rename."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()) or not key:
+            raise InvalidInput(f"object key {key!r} leaves the store; keys are relative paths")
+        return path
+
+    def _write(self, key: str, source: BinaryIO) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(source, out, _CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    async def put_file(self, key: str, source: BinaryIO, size: int) -> None:
+        await asyncio.to_thread(self._write, key, source)
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        import io
+
+        await asyncio.to_thread(self._write, key, io.BytesIO(data))
+
+    async def get_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise NotFound(f"object {key!r} is not in the store") from None
+
+    async def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    async def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    async def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DependencyUnavailable(f"object directory {self.root} is not writable: {exc}") from exc

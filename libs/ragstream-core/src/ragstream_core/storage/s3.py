@@ -1,0 +1,97 @@
+"""Object store on S3 or MinIO (production), through the ``minio`` client."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import BinaryIO
+
+from minio import Minio
+from minio.error import S3Error
+
+from ragstream_core.errors import DependencyUnavailable, NotFound
+
+_PART = 16 * 1024 * 1024
+
+
+class S3ObjectStore:
+    """Objects in one bucket, created on first use. Multipart uploads keep memory flat."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        secure: bool = False,
+        region: str = "us-east-1",
+    ) -> None:
+        self.bucket = bucket
+        self.client = Minio(
+            endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region
+        )
+        self._bucket_ready = False
+
+    def _ensure_bucket(self) -> None:
+        if not self._bucket_ready:
+            if not self.client.bucket_exists(self.bucket):
+                try:
+                    self.client.make_bucket(self.bucket)
+                except S3Error as exc:
+                    if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                        raise
+            self._bucket_ready = True
+
+    def _put(self, key: str, source: BinaryIO, size: int) -> None:
+        self._ensure_bucket()
+        self.client.put_object(self.bucket, key, source, length=size, part_size=_PART)
+
+    async def put_file(self, key: str, source: BinaryIO, size: int) -> None:
+        await asyncio.to_thread(self._put, key, source, size)
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._put, key, io.BytesIO(data), len(data))
+
+    def _get(self, key: str) -> bytes:
+        self._ensure_bucket()
+        try:
+            response = self.client.get_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                raise NotFound(f"object {key!r} is not in bucket {self.bucket!r}") from None
+            raise
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    async def get_bytes(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._get, key)
+
+    def _exists(self, key: str) -> bool:
+        self._ensure_bucket()
+        try:
+            self.client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                return False
+            raise
+        return True
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._exists, key)
+
+    async def delete(self, key: str) -> None:
+        def remove() -> None:
+            self._ensure_bucket()
+            self.client.remove_object(self.bucket, key)
+
+        await asyncio.to_thread(remove)
+
+    async def check(self) -> None:
+        try:
+            await asyncio.to_thread(self._ensure_bucket)
+        except Exception as exc:
+            raise DependencyUnavailable(f"S3 bucket {self.bucket!r} is unreachable: {exc}") from exc

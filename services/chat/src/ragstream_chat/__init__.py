@@ -1,0 +1,1 @@
+"""The chat service: answers questions over a collection, with citations."""

@@ -1,0 +1,3 @@
+from ragstream_chat.main import main
+
+main()

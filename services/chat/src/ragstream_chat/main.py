@@ -1,0 +1,76 @@
+"""Composition root of the chat service: ``python -m ragstream_chat``."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+from nats.aio.msg import Msg
+
+from ragstream_core.bus import Bus
+from ragstream_core.events import SUBJECT_OF
+from ragstream_core.proto.ragstream.v1.events_pb2 import IndexUpdated
+from ragstream_core.runtime import ops_routes, run_service, serve_http
+from ragstream_core.telemetry import configure_telemetry
+from ragstream_chat.answers import Answerer, ExtractiveAnswerer, OpenAICompatibleAnswerer
+from ragstream_chat.api import create_app
+from ragstream_chat.handlers import on_index_updated
+from ragstream_chat.retrieval import Retriever
+from ragstream_chat.settings import ChatSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Ports:
+    retriever: Retriever
+    answerer: Answerer
+    min_score: float
+    top_k: int
+
+
+def build_answerer(settings: ChatSettings) -> Answerer:
+    if settings.provider == "openai":
+        return OpenAICompatibleAnswerer(
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key,
+            model=settings.openai_model,
+            timeout_s=settings.openai_timeout_s,
+        )
+    return ExtractiveAnswerer()
+
+
+async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
+    core = settings.core
+    configure_telemetry("chat", core)
+    bus = await Bus.connect(core.nats_url, service="chat")
+    ports = Ports(
+        Retriever(bus, timeout_s=settings.search_timeout_s, cache_entries=settings.cache_entries),
+        build_answerer(settings),
+        settings.min_score,
+        settings.top_k,
+    )
+
+    async def on_message(msg: Msg) -> None:
+        await on_index_updated(IndexUpdated.FromString(msg.data), ports)
+
+    # Every index.updated, as it is stored: a plain subscription suffices, since the cache it
+    # invalidates lives and dies with this process.
+    await bus.nc.subscribe(SUBJECT_OF[IndexUpdated], cb=on_message)
+    app = create_app(ports, default_tenant=settings.default_tenant)
+
+    async def nats_ready() -> None:
+        if not bus.nc.is_connected:
+            raise ConnectionError("not connected to NATS")
+
+    ops_routes(app, {"nats": nats_ready})
+    log.info("chat.started", http_port=settings.http_port, provider=settings.provider)
+    try:
+        await serve_http(app, host=settings.http_host, port=settings.http_port, stop=stop)
+    finally:
+        await bus.stop()
+
+
+def main() -> None:
+    run_service(lambda stop: serve(stop, ChatSettings()))

@@ -1,0 +1,61 @@
+"""Retrieval through the embedder (NATS request/reply), with a cache that never serves stale content.
+
+The cache keeps search results per collection and drops a collection's entries when an
+``index.updated`` event for it arrives, so new, changed or deleted content is seen at once,
+without restarts.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import nats.errors
+import structlog
+from prometheus_client import Counter
+
+from ragstream_core.bus import Bus
+from ragstream_core.errors import DependencyUnavailable
+from ragstream_core.events import SEARCH_SUBJECT
+from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit, SearchRequest, SearchResponse
+
+log = structlog.get_logger(__name__)
+CACHE = Counter("ragstream_chat_retrieval_cache_total", "Retrieval cache lookups.", ["result"])
+
+_Key = tuple[str, str, str, int]
+
+
+class Retriever:
+    def __init__(self, bus: Bus, *, timeout_s: float, cache_entries: int) -> None:
+        self.bus = bus
+        self.timeout_s = timeout_s
+        self.cache_entries = cache_entries
+        self._cache: OrderedDict[_Key, list[SearchHit]] = OrderedDict()
+
+    async def search(self, tenant_id: str, collection_id: str, query: str, *, top_k: int) -> list[SearchHit]:
+        """The best passages; raises ``DependencyUnavailable`` if the embedder does not answer."""
+        key = (tenant_id, collection_id, query, top_k)
+        if key in self._cache:
+            CACHE.labels("hit").inc()
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        CACHE.labels("miss").inc()
+        request = SearchRequest(tenant_id=tenant_id, collection_id=collection_id, query=query, top_k=top_k)
+        try:
+            response = await self.bus.request(SEARCH_SUBJECT, request, SearchResponse, timeout=self.timeout_s)
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            raise DependencyUnavailable(f"the search service (embedder) did not answer: {type(exc).__name__}") from exc
+        if response.error:
+            raise DependencyUnavailable(response.error)
+        hits = list(response.hits)
+        if self.cache_entries:
+            self._cache[key] = hits
+            while len(self._cache) > self.cache_entries:
+                self._cache.popitem(last=False)
+        return hits
+
+    def invalidate(self, tenant_id: str, collection_id: str) -> int:
+        """Forget the cached results of one collection; returns how many were dropped."""
+        stale = [k for k in self._cache if k[0] == tenant_id and k[1] == collection_id]
+        for key in stale:
+            del self._cache[key]
+        return len(stale)

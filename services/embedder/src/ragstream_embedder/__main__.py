@@ -1,0 +1,3 @@
+from ragstream_embedder.main import main
+
+main()

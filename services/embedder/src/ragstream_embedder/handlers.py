@@ -1,0 +1,118 @@
+"""The embed stage and the search answer."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import structlog
+from prometheus_client import Counter, Histogram
+
+from ragstream_core.bus import Delivery
+from ragstream_core.events import next_meta
+from ragstream_core.proto.ragstream.v1.events_pb2 import DocParsed, IndexUpdated, StageProgress
+from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit, SearchRequest, SearchResponse
+from ragstream_embedder.index import ChunkPoint
+from ragstream_embedder.model import MAX_TOKENS
+from ragstream_embedder.ports import EmbedderPorts
+
+log = structlog.get_logger(__name__)
+
+CHUNKS = Counter("ragstream_embedder_chunks_total", "Chunks embedded and indexed.")
+TOKENS = Counter("ragstream_embedder_tokens_total", "Tokens embedded.")
+TRUNCATED = Counter("ragstream_embedder_truncated_chunks_total", "Chunks longer than the model reads.")
+SEARCH_SECONDS = Histogram("ragstream_embedder_search_duration_seconds", "Time to answer one search request.")
+
+
+async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPorts) -> IndexUpdated:
+    """Embed a parsed document version and make it the searchable version of its document.
+
+    Idempotent: point ids derive from (document, version, chunk); a redelivery rewrites the
+    same points and activates the same version. Until activation, search keeps answering from
+    the previous version.
+    """
+    meta = event.meta
+    started = time.perf_counter()
+    parsed = json.loads(await ports.objects.get_bytes(event.chunks_key))
+    chunks = parsed["chunks"]
+    total = len(chunks)
+    await ports.events.publish(
+        StageProgress(meta=next_meta(meta), stage="embedding", done=0, total=total, unit="chunks", attempt=delivery.attempt)
+    )
+    texts = [c["embed_text"] for c in chunks]
+    tokens = await ports.model.count_tokens(texts)
+    truncated = sum(1 for n in tokens if n > MAX_TOKENS)
+    points = [
+        ChunkPoint(
+            tenant_id=meta.tenant_id,
+            collection_id=meta.collection_id,
+            document_id=meta.document_id,
+            version=meta.version,
+            chunk_index=int(c["index"]),
+            text=c["text"],
+            file_name=meta.file_name,
+            media_type=event.media_type,
+            heading_path=list(c["heading_path"]),
+            pages=list(c["pages"]),
+        )
+        for c in chunks
+    ]
+    for start in range(0, total, ports.batch_size):
+        end = min(start + ports.batch_size, total)
+        vectors = await ports.model.embed(texts[start:end])
+        await ports.index.upsert(points[start:end], vectors)
+        if end < total:
+            await ports.events.publish(
+                StageProgress(meta=next_meta(meta), stage="embedding", done=end, total=total, unit="chunks", attempt=delivery.attempt)
+            )
+    removed = await ports.index.activate(meta.tenant_id, meta.document_id, meta.version)
+    elapsed = time.perf_counter() - started
+    CHUNKS.inc(total)
+    TOKENS.inc(sum(min(n, MAX_TOKENS) for n in tokens))
+    TRUNCATED.inc(truncated)
+    log.info("document.indexed", chunks=total, truncated=truncated, removed_points=removed, duration_ms=round(elapsed * 1000))
+    return IndexUpdated(
+        meta=next_meta(meta),
+        chunk_count=total,
+        truncated_chunks=truncated,
+        embedding_model=ports.model.name,
+        dimensions=ports.model.dimensions,
+        embed_seconds=elapsed,
+        removed_points=removed,
+    )
+
+
+async def search(request: SearchRequest, ports: EmbedderPorts) -> SearchResponse:
+    """The best chunks of a collection for a query. Failures are answered, never left unanswered."""
+    started = time.perf_counter()
+    try:
+        vector = (await ports.model.embed([request.query]))[0]
+        hits = await ports.index.search(
+            vector,
+            tenant_id=request.tenant_id,
+            collection_id=request.collection_id,
+            top_k=request.top_k or 5,
+            document_ids=list(request.document_ids) or None,
+        )
+    except Exception as exc:  # the requester must get a reason, not a timeout
+        log.error("search.failed", error=str(exc), error_type=type(exc).__name__)
+        return SearchResponse(error=f"search failed: {exc}")
+    finally:
+        SEARCH_SECONDS.observe(time.perf_counter() - started)
+    return SearchResponse(
+        embedding_model=ports.model.name,
+        hits=[
+            SearchHit(
+                document_id=h.payload["document_id"],
+                version=int(h.payload["version"]),
+                chunk_index=int(h.payload["chunk_index"]),
+                text=h.payload["text"],
+                file_name=h.payload["file_name"],
+                heading_path=list(h.payload.get("heading_path") or []),
+                page=int((h.payload.get("pages") or [0])[0]),
+                score=h.score,
+                media_type=h.payload.get("media_type", ""),
+            )
+            for h in hits
+        ],
+    )

@@ -1,0 +1,169 @@
+"""The vector index: Qdrant, embedded (local mode, on disk) or a server, behind one small class.
+
+Versions swap atomically for readers. A new version's points are written with
+``active=False`` (invisible to search), then one payload update activates them all, then the
+older versions' points are deleted. Search reads only active points and, in the short window
+where two active versions of a document exist, keeps only the newest: a reader sees the old
+version or the new one, never a mix and never neither.
+
+Point ids derive from (document_id, version, chunk_index): rewriting a chunk is idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from qdrant_client import QdrantClient
+from qdrant_client.http import models as qm
+
+from ragstream_core.events import point_id
+
+
+@dataclass(frozen=True)
+class ChunkPoint:
+    tenant_id: str
+    collection_id: str
+    document_id: str
+    version: int
+    chunk_index: int
+    text: str
+    file_name: str
+    media_type: str
+    heading_path: list[str] = field(default_factory=list)
+    pages: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Hit:
+    score: float
+    payload: dict[str, Any]
+
+
+def _match(key: str, value: Any) -> qm.FieldCondition:
+    return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
+
+
+class VectorIndex:
+    """All chunks of all tenants in one Qdrant collection; every read is filtered by tenant.
+
+    Not thread-safe in local mode: call it from one thread.
+    """
+
+    def __init__(self, *, path: Path | None = None, url: str = "", api_key: str = "", collection: str, dimensions: int) -> None:
+        if url:
+            self.client = QdrantClient(url=url, api_key=api_key or None)
+        else:
+            assert path is not None
+            path.mkdir(parents=True, exist_ok=True)
+            self.client = QdrantClient(path=str(path))
+        self.collection = collection
+        self.dimensions = dimensions
+        if not self.client.collection_exists(collection):
+            self.client.create_collection(
+                collection, vectors_config=qm.VectorParams(size=dimensions, distance=qm.Distance.COSINE)
+            )
+            for key in ("tenant_id", "collection_id", "document_id"):
+                self.client.create_payload_index(collection, key, qm.PayloadSchemaType.KEYWORD)
+
+    def upsert(self, points: list[ChunkPoint], vectors: NDArray[np.float32]) -> None:
+        """Write (inactive) points; rewriting the same chunk overwrites it."""
+        self.client.upsert(
+            self.collection,
+            points=[
+                qm.PointStruct(
+                    id=point_id(p.document_id, p.version, p.chunk_index),
+                    vector=vector.tolist(),
+                    payload={
+                        "tenant_id": p.tenant_id,
+                        "collection_id": p.collection_id,
+                        "document_id": p.document_id,
+                        "version": p.version,
+                        "chunk_index": p.chunk_index,
+                        "text": p.text,
+                        "file_name": p.file_name,
+                        "media_type": p.media_type,
+                        "heading_path": p.heading_path,
+                        "pages": p.pages,
+                        "active": False,
+                    },
+                )
+                for p, vector in zip(points, vectors, strict=True)
+            ],
+            wait=True,
+        )
+
+    def activate(self, tenant_id: str, document_id: str, version: int) -> int:
+        """Make ``version`` the searchable one and delete the document's other versions.
+
+        Returns the number of points removed. Idempotent.
+        """
+        document = [_match("tenant_id", tenant_id), _match("document_id", document_id)]
+        self.client.set_payload(
+            self.collection,
+            payload={"active": True},
+            points=qm.Filter(must=[*document, _match("version", version)]),
+            wait=True,
+        )
+        stale = qm.Filter(must=document, must_not=[_match("version", version)])
+        removed = self.client.count(self.collection, count_filter=stale, exact=True).count
+        if removed:
+            self.client.delete(self.collection, points_selector=qm.FilterSelector(filter=stale), wait=True)
+        return removed
+
+    def count(self, tenant_id: str, document_id: str) -> dict[int, int]:
+        """Points per version of one document (active or not)."""
+        counts: dict[int, int] = {}
+        offset: Any = None
+        document = qm.Filter(must=[_match("tenant_id", tenant_id), _match("document_id", document_id)])
+        while True:
+            records, offset = self.client.scroll(
+                self.collection, scroll_filter=document, limit=1000, offset=offset, with_payload=["version"]
+            )
+            for record in records:
+                version = int((record.payload or {})["version"])
+                counts[version] = counts.get(version, 0) + 1
+            if offset is None:
+                return counts
+
+    def search(
+        self,
+        vector: NDArray[np.float32],
+        *,
+        tenant_id: str,
+        collection_id: str,
+        top_k: int,
+        document_ids: list[str] | None = None,
+    ) -> list[Hit]:
+        """The best active chunks of one collection, newest version per document only."""
+        must: list[Any] = [
+            _match("tenant_id", tenant_id),
+            _match("collection_id", collection_id),
+            _match("active", True),
+        ]
+        if document_ids:
+            must.append(qm.FieldCondition(key="document_id", match=qm.MatchAny(any=document_ids)))
+        response = self.client.query_points(
+            self.collection,
+            query=vector.tolist(),
+            query_filter=qm.Filter(must=must),
+            limit=top_k * 2,
+            with_payload=True,
+        )
+        points = response.points
+        newest: dict[str, int] = {}
+        for p in points:
+            payload = p.payload or {}
+            newest[payload["document_id"]] = max(newest.get(payload["document_id"], 0), int(payload["version"]))
+        hits = [
+            Hit(score=float(p.score), payload=dict(p.payload or {}))
+            for p in points
+            if int((p.payload or {})["version"]) == newest[(p.payload or {})["document_id"]]
+        ]
+        return hits[:top_k]
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,91 @@
+"""Composition root of the embedder: ``python -m ragstream_embedder``."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+from ragstream_core.bus import Bus
+from ragstream_core.events import SEARCH_SUBJECT
+from ragstream_core.proto.ragstream.v1.events_pb2 import DocParsed
+from ragstream_core.proto.ragstream.v1.search_pb2 import SearchRequest
+from ragstream_core.runtime import ops_routes, run_service, serve_http
+from ragstream_core.storage import ObjectStore, open_object_store
+from ragstream_core.telemetry import configure_telemetry
+from ragstream_embedder.handlers import embed_document, search
+from ragstream_embedder.index import VectorIndex
+from ragstream_embedder.model import MiniLMEmbedder
+from ragstream_embedder.settings import EmbedderSettings
+from ragstream_embedder.workers import AsyncIndex, AsyncModel
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Ports:
+    objects: ObjectStore
+    model: AsyncModel
+    index: AsyncIndex
+    events: Bus
+    batch_size: int
+
+
+async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
+    core = settings.core
+    configure_telemetry("embedder", core)
+    model = AsyncModel(await asyncio.to_thread(MiniLMEmbedder, threads=settings.threads))
+    index = AsyncIndex(
+        await asyncio.to_thread(
+            VectorIndex,
+            path=core.data_dir / "qdrant",
+            url=settings.qdrant_url,
+            api_key=settings.qdrant_api_key,
+            collection=settings.qdrant_collection,
+            dimensions=model.dimensions,
+        )
+    )
+    bus = await Bus.connect(
+        core.nats_url,
+        service="embedder",
+        max_deliver=core.max_deliver,
+        ack_wait_s=core.ack_wait_s,
+        retry_delay_s=core.retry_delay_s,
+    )
+    ports = Ports(open_object_store(core), model, index, bus, settings.batch_size)
+    app = FastAPI(title="ragstream embedder")
+
+    async def nats_ready() -> None:
+        if not bus.nc.is_connected:
+            raise ConnectionError("not connected to NATS")
+
+    ops_routes(app, {"nats": nats_ready, "objects": ports.objects.check})
+
+    @app.get("/v1/tenants/{tenant_id}/documents/{document_id}/points")
+    async def document_points(tenant_id: str, document_id: str) -> dict[str, Any]:
+        """Points in the index per version of one document (operators and consistency checks)."""
+        counts = await index.count(tenant_id, document_id)
+        return {"document_id": document_id, "versions": {str(v): n for v, n in sorted(counts.items())}}
+
+    bus.consume(
+        DocParsed,
+        durable="embedder",
+        stage="embedding",
+        handler=functools.partial(embed_document, ports=ports),
+        batch=settings.pull_batch,
+    )
+    bus.serve(SEARCH_SUBJECT, SearchRequest, functools.partial(search, ports=ports), queue="embedder")
+    log.info("embedder.started", metrics_port=settings.metrics_port, model=model.name)
+    try:
+        await serve_http(app, host=settings.metrics_host, port=settings.metrics_port, stop=stop)
+    finally:
+        await bus.stop()
+        await index.close()
+
+
+def main() -> None:
+    run_service(lambda stop: serve(stop, EmbedderSettings()))

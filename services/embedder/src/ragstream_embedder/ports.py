@@ -1,0 +1,51 @@
+"""What the embedder's handlers need: the model, the index, objects and the bus."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from google.protobuf.message import Message
+from numpy.typing import NDArray
+
+from ragstream_core.storage import ObjectStore
+from ragstream_embedder.index import ChunkPoint, Hit
+
+
+class EmbeddingModel(Protocol):
+    name: str
+    dimensions: int
+
+    async def embed(self, texts: list[str]) -> NDArray[np.float32]: ...
+
+    async def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+
+class Index(Protocol):
+    async def upsert(self, points: list[ChunkPoint], vectors: NDArray[np.float32]) -> None: ...
+
+    async def activate(self, tenant_id: str, document_id: str, version: int) -> int: ...
+
+    async def search(
+        self,
+        vector: NDArray[np.float32],
+        *,
+        tenant_id: str,
+        collection_id: str,
+        top_k: int,
+        document_ids: list[str] | None = None,
+    ) -> list[Hit]: ...
+
+    async def count(self, tenant_id: str, document_id: str) -> dict[int, int]: ...
+
+
+class EventPublisher(Protocol):
+    async def publish(self, event: Message) -> None: ...
+
+
+class EmbedderPorts(Protocol):
+    objects: ObjectStore
+    model: EmbeddingModel
+    index: Index
+    events: EventPublisher
+    batch_size: int

@@ -1,0 +1,22 @@
+"""Settings of the embedder (prefix ``RAGSTREAM_EMBEDDER_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ragstream_core.settings import CoreSettings
+
+
+class EmbedderSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGSTREAM_EMBEDDER_", extra="ignore")
+
+    core: CoreSettings = Field(default_factory=CoreSettings)
+    metrics_host: str = Field("127.0.0.1", description="Listen address of /metrics, /healthz, /readyz.")
+    metrics_port: int = Field(9102, description="Port of /metrics, /healthz, /readyz.")
+    qdrant_url: str = Field("", description="Qdrant server URL; empty means embedded under the data dir.")
+    qdrant_api_key: str = Field("", description="Qdrant API key (server mode).")
+    qdrant_collection: str = Field("ragstream_chunks", description="Qdrant collection of all chunks.")
+    batch_size: int = Field(32, gt=0, description="Chunks per model call.")
+    pull_batch: int = Field(1, gt=0, description="Documents embedded at once.")
+    threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores.")

@@ -1,0 +1,1 @@
+"""The ingest gateway: accepts uploads, keeps documents and versions, opens jobs."""

@@ -1,0 +1,3 @@
+from ragstream_gateway.main import main
+
+main()

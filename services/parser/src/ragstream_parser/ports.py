@@ -1,0 +1,24 @@
+"""What the parser's handler needs."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from google.protobuf.message import Message
+
+from ragstream_core.storage import ObjectStore
+from ragstream_parser.docling_parser import ParsedDocument
+
+
+class DocumentParser(Protocol):
+    async def parse(self, data: bytes, *, file_name: str, media_type: str) -> ParsedDocument: ...
+
+
+class EventPublisher(Protocol):
+    async def publish(self, event: Message) -> None: ...
+
+
+class ParserPorts(Protocol):
+    objects: ObjectStore
+    parser: DocumentParser
+    events: EventPublisher

@@ -1,0 +1,1 @@
+"""The progress service: projects every event into queryable job state."""

@@ -1,0 +1,3 @@
+from ragstream_progress.main import main
+
+main()

@@ -1,0 +1,86 @@
+"""Composition root of the progress service: ``python -m ragstream_progress [migrate]``."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from google.protobuf.message import Message
+
+from ragstream_core.bus import Bus
+from ragstream_core.db import apply_migrations, open_pool
+from ragstream_core.events import EVENTS_SUBJECTS
+from ragstream_core.proto.ragstream.v1 import progress_pb2_grpc
+from ragstream_core.runtime import ops_routes, run_service, serve_http
+from ragstream_core.telemetry import configure_telemetry
+from ragstream_progress.api import ProgressServicer, create_app
+from ragstream_progress.handlers import project_event
+from ragstream_progress.projection import JobStore
+from ragstream_progress.settings import ProgressSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Ports:
+    jobs: JobStore
+
+
+async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
+    core = settings.core
+    configure_telemetry("progress", core)
+    pool = await open_pool(core.postgres_url)
+    jobs = JobStore(pool)
+    bus = await Bus.connect(
+        core.nats_url, service="progress", max_deliver=core.max_deliver, ack_wait_s=core.ack_wait_s
+    )
+    bus.consume(
+        Message,
+        durable="progress",
+        stage="progress",
+        handler=functools.partial(project_event, ports=Ports(jobs)),
+        batch=settings.pull_batch,
+        subject=EVENTS_SUBJECTS,
+        fail_jobs=False,
+    )
+    app = create_app(jobs, default_tenant=settings.default_tenant)
+
+    async def postgres_ready() -> None:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def nats_ready() -> None:
+        if not bus.nc.is_connected:
+            raise ConnectionError("not connected to NATS")
+
+    ops_routes(app, {"postgres": postgres_ready, "nats": nats_ready})
+    server = grpc.aio.server()
+    progress_pb2_grpc.add_ProgressServiceServicer_to_server(
+        ProgressServicer(jobs, default_tenant=settings.default_tenant, watch_interval_s=settings.watch_interval_s),
+        server,
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    await health_servicer.set("ragstream.v1.ProgressService", health_pb2.HealthCheckResponse.SERVING)
+    server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    await server.start()
+    log.info("progress.started", http_port=settings.http_port, grpc_port=settings.grpc_port)
+    try:
+        await serve_http(app, host=settings.http_host, port=settings.http_port, stop=stop)
+    finally:
+        await server.stop(grace=5)
+        await bus.stop()
+        await pool.close()
+
+
+def main() -> None:
+    settings = ProgressSettings()
+    if sys.argv[1:] == ["migrate"]:
+        asyncio.run(apply_migrations(settings.core.postgres_url, service="progress", package="ragstream_progress"))
+        return
+    run_service(lambda stop: serve(stop, settings))
