@@ -374,5 +374,5 @@ class Bus:
         self._stopping.set()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.ack_wait_s)
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
+        # in-flight work is finished: close at once (drain would wait on the idle pull subscriptions)
+        await self.nc.close()
