@@ -8,6 +8,7 @@ drain. ``ops_routes`` adds ``/healthz`` (alive), ``/readyz`` (dependencies reach
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -62,9 +63,30 @@ def error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RagstreamError, on_error)
 
 
+class FreshContext:
+    """Run each ASGI request in an empty ``contextvars.Context``.
+
+    uvicorn resumes reading a keep-alive connection from inside the request's task, so the
+    next request on that connection inherits the previous one's context variables: its
+    trace (the next upload would join the last upload's trace) and its bound log fields.
+    A fresh context per request keeps every request its own root.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        task = asyncio.create_task(self.app(scope, receive, send), context=contextvars.Context())
+        try:
+            await task
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+
+
 async def serve_http(app: FastAPI, *, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve ``app`` until ``stop`` is set."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    """Serve ``app`` until ``stop`` is set; every request starts from an empty context."""
+    config = uvicorn.Config(FreshContext(app), host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())

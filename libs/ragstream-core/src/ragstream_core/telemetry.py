@@ -46,6 +46,14 @@ def _add_trace_id(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Muta
     return event_dict
 
 
+def _service_field(service: str) -> Any:
+    def add(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return add
+
+
 def configure_telemetry(service: str, settings: CoreSettings) -> trace.Tracer:
     """Set up logging and tracing for this process; returns the service's tracer."""
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
@@ -61,6 +69,7 @@ def configure_telemetry(service: str, settings: CoreSettings) -> trace.Tracer:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _add_trace_id,
+            _service_field(service),
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -68,7 +77,6 @@ def configure_telemetry(service: str, settings: CoreSettings) -> trace.Tracer:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    structlog.contextvars.bind_contextvars(service=service)
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"

@@ -13,10 +13,11 @@ from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit
 
 _WORD = re.compile(r"[\w']+", re.UNICODE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_STOP = frozenset(
+_STOP_WORDS = (
     "a an and are as at be by did do does for from has have how i in is it its of on or that the this to "
-    "was what when where which who why with you your".split()
+    "was what when where which who why with you your"
 )
+_STOP = frozenset(_STOP_WORDS.split())
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,14 @@ class ExtractiveAnswerer:
         wanted = _terms(question)
         parts: list[str] = []
         cited: list[int] = []
+        quoted: set[str] = set()
         for number, passage in enumerate(passages[: self.max_sentences], start=1):
             sentences = [s.strip() for s in _SENTENCE.split(passage.text) if s.strip()]
             if not sentences:
                 continue
             best = max(sentences, key=lambda s: (len(wanted & _terms(s)), -abs(len(s) - 160)))
-            if best not in parts:
+            if best not in quoted:  # the same sentence from two passages is quoted once
+                quoted.add(best)
                 parts.append(f"{best} [{number}]")
                 cited.append(number)
         return Answer(text=" ".join(parts), mode=self.mode, cited=cited)
@@ -87,6 +90,11 @@ class OpenAICompatibleAnswerer:
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise DependencyUnavailable(f"the generation endpoint failed: {exc}") from exc
-        text = response.json()["choices"][0]["message"]["content"] or ""
+        try:
+            text = response.json()["choices"][0]["message"]["content"] or ""
+        except (ValueError, LookupError, TypeError) as exc:  # an HTML page, an error object, no choices
+            raise DependencyUnavailable(
+                f"the generation endpoint {response.request.url} answered without a chat completion: {exc!r}"
+            ) from exc
         cited = sorted({int(n) for n in re.findall(r"\[(\d+)\]", text) if 0 < int(n) <= len(passages)})
         return Answer(text=text.strip(), mode=self.mode, cited=cited)

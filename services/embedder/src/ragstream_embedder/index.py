@@ -66,8 +66,9 @@ class VectorIndex:
             self.client.create_collection(
                 collection, vectors_config=qm.VectorParams(size=dimensions, distance=qm.Distance.COSINE)
             )
-            for key in ("tenant_id", "collection_id", "document_id"):
-                self.client.create_payload_index(collection, key, qm.PayloadSchemaType.KEYWORD)
+            if url:  # embedded Qdrant ignores payload indexes (and warns)
+                for key in ("tenant_id", "collection_id", "document_id"):
+                    self.client.create_payload_index(collection, key, qm.PayloadSchemaType.KEYWORD)
 
     def upsert(self, points: list[ChunkPoint], vectors: NDArray[np.float32]) -> None:
         """Write (inactive) points; rewriting the same chunk overwrites it."""

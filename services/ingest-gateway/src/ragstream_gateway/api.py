@@ -94,6 +94,25 @@ async def get_document(document_id: str, ports: Ports, tenant: Tenant) -> dict[s
     }
 
 
+class RejectOversized:
+    """Refuse a POST whose announced size is over the limit before reading its body (pure ASGI)."""
+
+    def __init__(self, app: Any, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.limit + 64 * 1024:  # multipart framing
+                error = UploadTooLarge(f"the upload exceeds the limit of {self.limit} bytes")
+                response = JSONResponse({"error": type(error).__name__, "detail": str(error)}, status_code=413)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(ports: GatewayPorts, *, progress_url: str) -> FastAPI:
     from ragstream_core.runtime import error_handlers
 
@@ -102,15 +121,6 @@ def create_app(ports: GatewayPorts, *, progress_url: str) -> FastAPI:
     app.state.progress_url = progress_url
     error_handlers(app)
 
-    @app.middleware("http")
-    async def reject_oversized(request: Request, call_next: Any) -> Any:
-        # refuse before reading the body when the client announces a size over the limit
-        length = request.headers.get("content-length")
-        limit = ports.settings.max_upload_bytes + 64 * 1024  # multipart framing
-        if request.method == "POST" and length and length.isdigit() and int(length) > limit:
-            error = UploadTooLarge(f"the upload exceeds the limit of {ports.settings.max_upload_bytes} bytes")
-            return JSONResponse({"error": type(error).__name__, "detail": str(error)}, status_code=413)
-        return await call_next(request)
-
+    app.add_middleware(RejectOversized, limit=ports.settings.max_upload_bytes)
     app.include_router(router)
     return app

@@ -16,7 +16,12 @@ class EventPublisher(Protocol):
 
 
 class GatewayPorts(Protocol):
-    settings: GatewaySettings
-    documents: DocumentRepository
-    objects: ObjectStore
-    events: EventPublisher
+    # read-only members, so that a port of a narrower type (a ``Bus`` as ``events``) satisfies them
+    @property
+    def settings(self) -> GatewaySettings: ...
+    @property
+    def documents(self) -> DocumentRepository: ...
+    @property
+    def objects(self) -> ObjectStore: ...
+    @property
+    def events(self) -> EventPublisher: ...

@@ -1,0 +1,63 @@
+"""The ceiling: the embedder's model, alone in this process, on the chunk texts the pipeline embedded.
+
+A batch is padded to its longest text, so the time depends on how texts are grouped into
+batches of the same size. Three groupings are timed, each after the same warm-up:
+
+- ``upload_order``: all texts in the order they were uploaded, in batches of ``batch_size``.
+- ``per_document``: each document's texts in batches of ``batch_size``, which are exactly the
+  model calls the embedder service makes.
+- ``length_sorted``: all texts sorted by length, in batches of ``batch_size``: the least
+  padding, so the fastest these texts can be embedded with this model and batch size.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ragstream_embedder.model import MAX_TOKENS, MiniLMEmbedder
+
+BASELINES = ("upload_order", "per_document", "length_sorted")
+
+
+def batches_of(documents: list[list[str]], tokens: dict[str, int], baseline: str, size: int) -> list[list[str]]:
+    """The model calls of ``baseline``, as lists of texts."""
+    if baseline == "per_document":
+        return [doc[i : i + size] for doc in documents for i in range(0, len(doc), size)]
+    flat = [text for doc in documents for text in doc]
+    if baseline == "length_sorted":
+        flat.sort(key=lambda text: tokens[text])
+    elif baseline != "upload_order":
+        raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
+    return [flat[i : i + size] for i in range(0, len(flat), size)]
+
+
+def time_model_alone(documents: list[list[str]], *, batch_size: int, baselines: tuple[str, ...]) -> dict[str, Any]:
+    """Tokens of every text (in order) and, per baseline, the seconds to embed them all."""
+    loaded = time.perf_counter()
+    model = MiniLMEmbedder()
+    load_seconds = time.perf_counter() - loaded
+    flat = [text for doc in documents for text in doc]
+    counts = model.count_tokens(flat)
+    tokens = dict(zip(flat, counts, strict=True))
+    model.embed(flat[:batch_size])  # warm-up: ONNX Runtime's first run allocates
+    timed: dict[str, Any] = {}
+    for baseline in baselines:
+        batches = batches_of(documents, tokens, baseline, batch_size)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for batch in batches:
+            model.embed(batch)
+        timed[baseline] = {
+            "seconds": time.perf_counter() - started,
+            "cpu_seconds": time.process_time() - cpu_started,
+            "model_calls": len(batches),
+            # what the model computed over: every text padded to the longest of its batch
+            "padded_tokens": sum(min(MAX_TOKENS, max(tokens[t] for t in b)) * len(b) for b in batches),
+        }
+    return {
+        "load_seconds": load_seconds,
+        "tokens": counts,
+        "tokens_embedded": sum(min(n, MAX_TOKENS) for n in counts),
+        "max_tokens": MAX_TOKENS,
+        "baselines": timed,
+    }

@@ -1,0 +1,80 @@
+"""Helpers of the end-to-end tests and the benchmark: a client of the REST APIs, test documents."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import httpx
+
+from ragstream_devstack.stack import Stack
+
+#: extensions the parser reads in this version
+SUPPORTED = (".pdf", ".docx", ".pptx", ".xlsx", ".xlsm", ".html", ".htm", ".md", ".csv")
+
+
+class Client:
+    """The REST APIs of the running system, as a user's client sees them."""
+
+    def __init__(self, stack: Stack, http: httpx.AsyncClient) -> None:
+        self.stack = stack
+        self.http = http
+
+    async def upload(self, collection: str, name: str, data: bytes, **params: Any) -> httpx.Response:
+        return await self.http.post(
+            f"{self.stack.url('ingest-gateway')}/v1/collections/{collection}/documents",
+            files={"file": (name, data)},
+            params=params,
+        )
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"{self.stack.url('progress')}/v1/jobs/{job_id}")
+        if response.status_code == 404:
+            return {"status": "unknown"}
+        response.raise_for_status()
+        return dict(response.json())
+
+    async def wait_done(self, job_ids: list[str], *, within_s: float = 180.0) -> list[dict[str, Any]]:
+        """Poll until every job is indexed or failed; fail with the stragglers' state."""
+        deadline = time.monotonic() + within_s
+        jobs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            jobs = [await self.job(j) for j in job_ids]
+            if all(j["status"] in ("indexed", "failed") for j in jobs):
+                return jobs
+            await asyncio.sleep(0.25)
+        pending = [(j.get("file_name"), j["status"]) for j in jobs if j["status"] not in ("indexed", "failed")]
+        raise AssertionError(f"jobs not done within {within_s}s: {pending}")
+
+    async def chat(self, collection: str, question: str, *, top_k: int | None = None) -> dict[str, Any]:
+        response = await self.http.post(
+            f"{self.stack.url('chat')}/v1/collections/{collection}/chat", json={"question": question, "top_k": top_k}
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    async def points(self, document_id: str, tenant: str = "default") -> dict[str, int]:
+        response = await self.http.get(
+            f"{self.stack.url('embedder')}/v1/tenants/{tenant}/documents/{document_id}/points"
+        )
+        response.raise_for_status()
+        return dict(response.json()["versions"])
+
+
+_WORDS = (
+    "river stone harbor signal maple copper lantern orbit meadow canyon pixel falcon velvet quarry "
+    "summit thunder willow ember glacier prairie beacon cobalt delta fjord garnet horizon ivory jasper"
+).split()
+
+
+def long_markdown(seed: int, *, sections: int = 12, sentences: int = 30) -> bytes:
+    """A distinct, long Markdown document (many chunks) for crash tests."""
+    rng = random.Random(seed)
+    parts = [f"# Report {seed}\n"]
+    for s in range(sections):
+        parts.append(f"\n## Section {s} of report {seed}\n")
+        for _ in range(sentences):
+            parts.append(" ".join(rng.choice(_WORDS) for _ in range(12)).capitalize() + ". ")
+    return "".join(parts).encode()

@@ -1,0 +1,94 @@
+"""The embed stage and the search answer, over a real bus, object store, model and index."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ragstream_core.bus import Bus, Delivery
+from ragstream_core.errors import NotFound
+from ragstream_core.proto.ragstream.v1.events_pb2 import DocParsed, EventMeta
+from ragstream_core.proto.ragstream.v1.search_pb2 import SearchRequest
+from ragstream_core.storage import LocalObjectStore
+from ragstream_embedder.handlers import embed_document, search
+from ragstream_embedder.index import VectorIndex
+from ragstream_embedder.model import MiniLMEmbedder
+from ragstream_embedder.workers import AsyncIndex, AsyncModel
+
+DELIVERY = Delivery(attempt=1, stream_sequence=1, subject="ragstream.events.doc.parsed")
+
+
+@dataclass
+class Ports:
+    objects: LocalObjectStore
+    model: AsyncModel
+    index: AsyncIndex
+    events: Bus
+    batch_size: int = 2
+
+
+@pytest.fixture(scope="module")
+def model() -> AsyncModel:
+    return AsyncModel(MiniLMEmbedder())
+
+
+@pytest.fixture
+async def ports(tmp_path: Path, model: AsyncModel, bus_factory: Callable[..., Awaitable[Bus]]) -> Ports:
+    index = AsyncIndex(VectorIndex(path=tmp_path / "qdrant", collection="chunks", dimensions=384))
+    return Ports(LocalObjectStore(tmp_path / "objects"), model, index, await bus_factory(service="embedder-test"))
+
+
+async def store_chunks(ports: Ports, document_id: str, version: int, texts: list[str]) -> DocParsed:
+    key = f"chunks/t/{document_id}/v{version}.json"
+    chunks = [
+        {"index": i, "text": t, "embed_text": t, "tokens": 0, "heading_path": ["Birds"], "pages": [i + 1]}
+        for i, t in enumerate(texts)
+    ]
+    await ports.objects.put_bytes(key, json.dumps({"chunks": chunks}).encode())
+    meta = EventMeta(job_id=f"job-{version}", tenant_id="t", collection_id="c", document_id=document_id, version=version, file_name="birds.pdf")
+    return DocParsed(meta=meta, chunks_key=key, chunk_count=len(texts), media_type="application/pdf")
+
+
+async def test_embedding_indexes_every_chunk_once_and_reports_it(ports: Ports) -> None:
+    texts = ["Ducks have flat bills.", "Owls hunt at night.", "Penguins cannot fly.", "Swans are large."]
+    event = await store_chunks(ports, "birds", 1, texts)
+
+    updated = await embed_document(event, DELIVERY, ports)
+    again = await embed_document(event, DELIVERY, ports)
+
+    assert (updated.chunk_count, updated.truncated_chunks, updated.dimensions) == (4, 0, 384)
+    assert again.chunk_count == 4
+    assert await ports.index.count("t", "birds") == {1: 4}
+
+
+async def test_search_answers_with_the_best_chunk_and_its_citation_fields(ports: Ports) -> None:
+    event = await store_chunks(ports, "birds", 1, ["Ducks have flat bills.", "Owls hunt at night."])
+    await embed_document(event, DELIVERY, ports)
+
+    response = await search(SearchRequest(tenant_id="t", collection_id="c", query="nocturnal hunter", top_k=1), ports)
+
+    assert response.error == ""
+    (hit,) = response.hits
+    assert (hit.document_id, hit.chunk_index, hit.text) == ("birds", 1, "Owls hunt at night.")
+    assert (hit.file_name, list(hit.heading_path), hit.page) == ("birds.pdf", ["Birds"], 2)
+
+
+async def test_a_new_version_replaces_the_old_one_in_search(ports: Ports) -> None:
+    await embed_document(await store_chunks(ports, "doc", 1, ["The meeting is on Monday."]), DELIVERY, ports)
+
+    updated = await embed_document(await store_chunks(ports, "doc", 2, ["The meeting moved to Friday."]), DELIVERY, ports)
+    response = await search(SearchRequest(tenant_id="t", collection_id="c", query="when is the meeting", top_k=5), ports)
+
+    assert updated.removed_points == 1
+    assert [(h.version, h.text) for h in response.hits] == [(2, "The meeting moved to Friday.")]
+
+
+async def test_missing_chunks_object_fails_the_handler(ports: Ports) -> None:
+    event = DocParsed(meta=EventMeta(job_id="j", tenant_id="t", document_id="x", version=1), chunks_key="chunks/none.json")
+
+    with pytest.raises(NotFound):
+        await embed_document(event, DELIVERY, ports)

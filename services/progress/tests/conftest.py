@@ -1,0 +1,133 @@
+"""The job projection over the session PostgreSQL, and the events of fresh jobs to feed it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from google.protobuf.message import Message
+from psycopg_pool import AsyncConnectionPool
+
+from ragstream_core.db import apply_migrations, open_pool
+from ragstream_core.events import stamp
+from ragstream_core.proto.ragstream.v1.events_pb2 import (
+    DocParsed,
+    DocUploaded,
+    EventMeta,
+    IndexUpdated,
+    JobFailed,
+    StageProgress,
+)
+from ragstream_devstack.servers import Postgres
+from ragstream_devstack.testing import new_id
+from ragstream_progress.projection import JobStore
+
+
+@dataclass
+class JobEvents:
+    """The events of one job, stamped as the bus stamps them, applied with growing stream sequences."""
+
+    store: JobStore
+    tenant_id: str
+    collection_id: str
+    job_id: str = field(default_factory=lambda: new_id("job"))
+    document_id: str = field(default_factory=lambda: new_id("doc"))
+    trace_id: str = field(default_factory=lambda: new_id("trace"))
+    sequence: int = 0
+
+    def meta(self) -> EventMeta:
+        return EventMeta(
+            job_id=self.job_id,
+            tenant_id=self.tenant_id,
+            collection_id=self.collection_id,
+            document_id=self.document_id,
+            version=1,
+            file_name="duck.md",
+        )
+
+    def uploaded(self) -> DocUploaded:
+        event = DocUploaded(meta=self.meta(), object_key="uploads/k", media_type="text/markdown", size_bytes=1043)
+        stamp(event)
+        return event
+
+    def parsing(self, *, done: int = 0, total: int = 0, attempt: int = 1) -> StageProgress:
+        event = StageProgress(meta=self.meta(), stage="parsing", unit="pages", done=done, total=total, attempt=attempt)
+        stamp(event)
+        return event
+
+    def parsed(self, *, pages: int, chunks: int) -> DocParsed:
+        event = DocParsed(meta=self.meta(), chunks_key="chunks/k", page_count=pages, chunk_count=chunks)
+        stamp(event)
+        return event
+
+    def embedding(self, *, done: int, total: int) -> StageProgress:
+        event = StageProgress(meta=self.meta(), stage="embedding", unit="chunks", done=done, total=total, attempt=1)
+        stamp(event)
+        return event
+
+    def indexed(self, *, chunks: int) -> IndexUpdated:
+        event = IndexUpdated(meta=self.meta(), chunk_count=chunks, embedding_model="all-MiniLM-L6-v2", dimensions=384)
+        stamp(event)
+        return event
+
+    def failed(self, *, stage: str, reason: str, attempts: int = 1) -> JobFailed:
+        event = JobFailed(
+            meta=self.meta(), stage=stage, reason=reason, attempts=attempts, error_type="UnreadableDocument"
+        )
+        stamp(event)
+        return event
+
+    async def apply(self, *events: Message) -> list[bool]:
+        """Apply each event as the next message of the stream; whether each was new."""
+        applied = []
+        for event in events:
+            self.sequence += 1
+            applied.append(await self.store.apply(event, stream_sequence=self.sequence, trace_id=self.trace_id))
+        return applied
+
+    async def state(self) -> dict[str, Any] | None:
+        return await self.store.get(self.tenant_id, self.job_id)
+
+    async def run_to_indexed(self) -> None:
+        await self.apply(
+            self.uploaded(),
+            self.parsing(),
+            self.parsed(pages=4, chunks=10),
+            self.embedding(done=10, total=10),
+            self.indexed(chunks=10),
+        )
+
+
+NewJob = Callable[..., JobEvents]
+
+
+@pytest.fixture(scope="session")
+async def progress_pool(postgres: Postgres) -> AsyncIterator[AsyncConnectionPool]:
+    """A pool on the session PostgreSQL, with the projection's tables."""
+    await apply_migrations(postgres.url, service="progress", package="ragstream_progress")
+    pool = await open_pool(postgres.url)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def jobs(progress_pool: AsyncConnectionPool) -> JobStore:
+    return JobStore(progress_pool)
+
+
+@pytest.fixture
+def collection_id() -> str:
+    """This test's collection."""
+    return new_id("col")
+
+
+@pytest.fixture
+def new_job(jobs: JobStore, collection_id: str) -> NewJob:
+    """A fresh job of tenant ``default`` in this test's collection (or of the tenant and collection given)."""
+
+    def make(*, tenant_id: str = "default", collection_id: str = collection_id) -> JobEvents:
+        return JobEvents(jobs, tenant_id=tenant_id, collection_id=collection_id)
+
+    return make

@@ -1,0 +1,146 @@
+"""The progress gRPC API on a real server: GetJob, ListJobs and WatchJob streaming a job to its end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from google.protobuf.message import Message
+from psycopg_pool import AsyncConnectionPool
+
+from ragstream_core.proto.ragstream.v1 import progress_pb2, progress_pb2_grpc
+from ragstream_devstack.servers import free_port
+from ragstream_devstack.testing import new_id
+from ragstream_progress.api import ProgressServicer
+from ragstream_progress.projection import JobStore
+
+if TYPE_CHECKING:
+    from conftest import JobEvents, NewJob
+
+
+@pytest.fixture(scope="module")
+async def progress_stub(progress_pool: AsyncConnectionPool) -> AsyncIterator[progress_pb2_grpc.ProgressServiceStub]:
+    """A client of a gRPC server running the servicer over the session PostgreSQL."""
+    server = grpc.aio.server()
+    servicer = ProgressServicer(JobStore(progress_pool), default_tenant="default", watch_interval_s=0.02)
+    progress_pb2_grpc.add_ProgressServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield progress_pb2_grpc.ProgressServiceStub(channel)  # type: ignore[no-untyped-call]
+    await server.stop(grace=None)
+
+
+def tenant(job: JobEvents) -> tuple[tuple[str, str]]:
+    return (("x-tenant-id", job.tenant_id),)
+
+
+async def test_get_job_returns_the_projected_job(
+    progress_stub: progress_pb2_grpc.ProgressServiceStub, new_job: NewJob
+) -> None:
+    job = new_job()
+    await job.apply(job.uploaded(), job.parsing(), job.parsed(pages=4, chunks=10))
+
+    found = await progress_stub.GetJob(progress_pb2.GetJobRequest(job_id=job.job_id))
+
+    assert (found.job_id, found.tenant_id, found.document_id, found.status, found.percent) == (
+        job.job_id,
+        "default",
+        job.document_id,
+        "parsed",
+        40,
+    )
+    assert (found.pages, found.chunks, found.chunks_embedded) == (4, 10, 0)
+    assert found.trace_id == job.trace_id
+    assert found.created_at.ToDatetime() <= found.updated_at.ToDatetime()
+
+
+async def test_get_job_of_a_failed_job_carries_the_error(
+    progress_stub: progress_pb2_grpc.ProgressServiceStub, new_job: NewJob
+) -> None:
+    job = new_job()
+    await job.apply(job.uploaded(), job.failed(stage="embedding", reason="model missing"))
+
+    found = await progress_stub.GetJob(progress_pb2.GetJobRequest(job_id=job.job_id))
+
+    assert (found.status, found.error_stage, found.error_reason) == ("failed", "embedding", "model missing")
+
+
+async def test_get_job_of_an_unknown_job_is_not_found(progress_stub: progress_pb2_grpc.ProgressServiceStub) -> None:
+    missing = new_id("job")
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await progress_stub.GetJob(progress_pb2.GetJobRequest(job_id=missing))
+
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert missing in (raised.value.details() or "")
+
+
+async def test_get_job_of_another_tenant_is_not_found(
+    progress_stub: progress_pb2_grpc.ProgressServiceStub, new_job: NewJob
+) -> None:
+    job = new_job(tenant_id=new_id("tenant"))
+    await job.apply(job.uploaded())
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await progress_stub.GetJob(progress_pb2.GetJobRequest(job_id=job.job_id))
+
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    found = await progress_stub.GetJob(progress_pb2.GetJobRequest(job_id=job.job_id), metadata=tenant(job))
+    assert found.job_id == job.job_id
+
+
+async def test_list_jobs_filters_by_collection_and_status(
+    progress_stub: progress_pb2_grpc.ProgressServiceStub, new_job: NewJob, collection_id: str
+) -> None:
+    indexed, uploaded = new_job(), new_job()
+    await indexed.run_to_indexed()
+    await uploaded.apply(uploaded.uploaded())
+
+    listed = await progress_stub.ListJobs(progress_pb2.ListJobsRequest(collection_id=collection_id, status="indexed"))
+
+    assert [j.job_id for j in listed.jobs] == [indexed.job_id]
+
+
+async def test_watch_job_streams_each_change_until_indexed(
+    progress_stub: progress_pb2_grpc.ProgressServiceStub, new_job: NewJob
+) -> None:
+    job = new_job()
+    await job.apply(job.uploaded())
+    # each change is applied only once the previous one was streamed, so none is coalesced
+    pending: list[Callable[[], Message]] = [
+        job.parsing,
+        lambda: job.parsed(pages=4, chunks=10),
+        lambda: job.embedding(done=5, total=10),
+        lambda: job.embedding(done=10, total=10),
+        lambda: job.indexed(chunks=10),
+    ]
+    streamed: list[tuple[str, int]] = []
+
+    async for update in progress_stub.WatchJob(progress_pb2.GetJobRequest(job_id=job.job_id)):
+        streamed.append((update.status, update.percent))
+        if pending:
+            await job.apply(pending.pop(0)())
+
+    assert streamed == [
+        ("uploaded", 0),
+        ("parsing", 10),
+        ("parsed", 40),
+        ("embedding", 67),
+        ("embedding", 95),
+        ("indexed", 100),
+    ]
+
+
+async def test_watch_job_of_a_failed_job_ends_with_its_failure(
+    progress_stub: progress_pb2_grpc.ProgressServiceStub, new_job: NewJob
+) -> None:
+    job = new_job()
+    await job.apply(job.uploaded(), job.failed(stage="parsing", reason="unreadable"))
+
+    streamed = [u async for u in progress_stub.WatchJob(progress_pb2.GetJobRequest(job_id=job.job_id))]
+
+    assert [(u.status, u.error_reason) for u in streamed] == [("failed", "unreadable")]

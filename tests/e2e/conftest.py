@@ -1,0 +1,48 @@
+"""The whole system as ``make run`` starts it: NATS, PostgreSQL and five service processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ragstream_devstack.e2e import Client
+from ragstream_devstack.stack import Stack
+
+E2E_ENV = {
+    "RAGSTREAM_ACK_WAIT_S": "6",  # an interrupted message is redelivered within seconds
+    "RAGSTREAM_RETRY_DELAY_S": "0.5",
+    "RAGSTREAM_GATEWAY_MAX_UPLOAD_BYTES": str(2_000_000),
+    "RAGSTREAM_LOG_LEVEL": "INFO",
+}
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "e2e"
+
+
+def start_stack(data_dir: Path, log_dir: Path) -> Stack:
+    return Stack(data_dir=data_dir, log_dir=log_dir, env=dict(E2E_ENV)).start()
+
+
+def print_log_tails(log_dir: Path, lines: int = 40) -> None:
+    for log in sorted(log_dir.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"\n===== last {len(tail)} lines of {log.name} =====\n" + "\n".join(tail))  # noqa: T201
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    log_dir = OUTPUT / "logs"
+    for old in log_dir.glob("*.log"):
+        old.unlink()
+    running = start_stack(tmp_path_factory.mktemp("stack"), log_dir)
+    yield running
+    running.stop()
+    if request.session.testsfailed:
+        print_log_tails(log_dir)
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[Client]:
+    async with httpx.AsyncClient(timeout=60) as http:
+        yield Client(stack, http)
