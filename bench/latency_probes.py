@@ -52,6 +52,18 @@ def _at(job: dict[str, Any], status: str) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
 
 
+async def _finished_job(client: httpx.AsyncClient, progress: str, job_id: str) -> dict[str, Any]:
+    """The job once progress has projected its end (chat may cite a document a moment before)."""
+    deadline = time.perf_counter() + 30
+    while True:
+        response = await client.get(f"{progress}/v1/jobs/{job_id}", timeout=30)
+        response.raise_for_status()
+        job: dict[str, Any] = response.json()
+        if job["status"] in ("indexed", "failed") or time.perf_counter() > deadline:
+            return job
+        await asyncio.sleep(POLL_S)
+
+
 async def _probe(client: httpx.AsyncClient, stack: Stack, collection: str, number: int) -> dict[str, Any]:
     word = made_up_word(number)
     gateway, chat, progress = stack.url("ingest-gateway"), stack.url("chat"), stack.url("progress")
@@ -74,7 +86,7 @@ async def _probe(client: httpx.AsyncClient, stack: Stack, collection: str, numbe
             break
         last_cited = cited
         await asyncio.sleep(POLL_S)
-    job = (await client.get(f"{progress}/v1/jobs/{upload['job_id']}", timeout=30)).json()
+    job = await _finished_job(client, progress, upload["job_id"])
     # the span between two consecutive events of the job, named after what happened in it
     stages: dict[str, float | None] = {}
     previous: float | None = started_wall

@@ -211,8 +211,8 @@ def render_summary(r: dict[str, Any]) -> str:
     c, m, peers = r["corpus"], r["machine"], r["peers"]
     verdict = "meets" if ratio["meets_target"] else "BELOW"
     others = [
-        f"{name}: {b['seconds']:.1f} s, {b['chunks_per_s']} chunks/s, {b['tokens_per_s']:.0f} tokens/s, "
-        f"padded tokens {b['padded_tokens']}, ratio {b['ratio']:.3f}"
+        f"{name}: {b['seconds']:.1f} s ({b['cpu_seconds']:.1f} CPU s), {b['chunks_per_s']} chunks/s, "
+        f"{b['tokens_per_s']:.0f} tokens/s, padded tokens {b['padded_tokens']}, ratio {b['ratio']:.3f}"
         for name, b in alone["baselines"].items()
     ]
     lines = [
@@ -237,6 +237,8 @@ def render_summary(r: dict[str, Any]) -> str:
         f"   (uploads took {e2e['uploads_seconds']:.1f} s, first indexed at {e2e['first_indexed_after_s']} s, "
         f"last parsed at {e2e['last_parsed_after_s']} s; busy: parser {e2e['parser_busy_seconds']:.1f} s, "
         f"embedder {e2e['embedder_busy_seconds']:.1f} s; redelivered jobs {e2e['redelivered_jobs']})",
+        f"   CPU seconds in that window: {e2e['cpu_seconds_total']:.1f} total, "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in e2e["cpu_seconds_by_process"].items()),
         f"2. model alone     {alone['seconds']:.1f} s: {alone['chunks_per_s']} chunks/s, "
         f"{alone['tokens_per_s']:.0f} tokens/s (batches of {alone['batch_size']} in {alone['headline']}; "
         f"design.md: {peers['model_alone']['chunks_per_s']} chunks/s, {peers['model_alone']['tokens_per_s']} tokens/s)",
@@ -251,10 +253,6 @@ def render_summary(r: dict[str, Any]) -> str:
         f"6. truncated chunks {q['truncated_chunks']} (recounted: {q['truncated_chunks_recounted']}; goal 0)   "
         f"failed jobs {q['failed_jobs']}",
     ]
-    lines.insert(
-        lines.index("") + 0 if False else len(lines),
-        "",
-    ) if False else None
     lines += [f"   failed: {f['file']} at {f.get('stage')}: {f.get('reason')}" for f in q["failures"]]
     if r["machine"]["load_average_at_start"][0] > 0.5:
         lines.append("note: the machine was not idle at the start (load average above); figures may be noisy")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -28,6 +28,12 @@ def print_log_tails(log_dir: Path, lines: int = 40) -> None:
     for log in sorted(log_dir.glob("*.log")):
         tail = log.read_text(errors="replace").splitlines()[-lines:]
         print(f"\n===== last {len(tail)} lines of {log.name} =====\n" + "\n".join(tail))  # noqa: T201
+
+
+@pytest.fixture(name="start_stack")
+def start_stack_fixture() -> Callable[[Path, Path], Stack]:
+    """Start a stack of this test's own on the given data and log directories."""
+    return start_stack
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,9 @@ import json
 import re
 from pathlib import Path
 
+from ragstream_devstack.e2e import SUPPORTED, Client
 from ragstream_devstack.stack import Stack
 from ragstream_devstack.testing import new_id
-from ragstream_devstack.e2e import SUPPORTED, Client
 
 STATUS_ORDER = ["uploaded", "parsing", "parsed", "embedding", "indexed"]
 

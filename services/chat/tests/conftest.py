@@ -69,11 +69,11 @@ async def responder(bus_factory: BusFactory, chat_bus: Bus) -> SearchResponder:
     """A search responder on its own connection, subscribed before the test starts."""
     embedder_bus = await bus_factory(service="embedder-test")
     responder = SearchResponder()
-    embedder_bus.serve(SEARCH_SUBJECT, SearchRequest, responder.answer, queue="x")
+    await embedder_bus.serve(SEARCH_SUBJECT, SearchRequest, responder.answer, queue="x")
 
     async def answers_probe() -> bool:
         try:
-            await chat_bus.request(SEARCH_SUBJECT, SearchRequest(query=_PROBE), SearchResponse, timeout=1)
+            await chat_bus.request(SEARCH_SUBJECT, SearchRequest(query=_PROBE), SearchResponse, timeout_s=1)
         except nats.errors.NoRespondersError:
             return False
         return True

@@ -49,7 +49,14 @@ async def store_chunks(ports: Ports, document_id: str, version: int, texts: list
         for i, t in enumerate(texts)
     ]
     await ports.objects.put_bytes(key, json.dumps({"chunks": chunks}).encode())
-    meta = EventMeta(job_id=f"job-{version}", tenant_id="t", collection_id="c", document_id=document_id, version=version, file_name="birds.pdf")
+    meta = EventMeta(
+        job_id=f"job-{version}",
+        tenant_id="t",
+        collection_id="c",
+        document_id=document_id,
+        version=version,
+        file_name="birds.pdf",
+    )
     return DocParsed(meta=meta, chunks_key=key, chunk_count=len(texts), media_type="application/pdf")
 
 
@@ -80,15 +87,21 @@ async def test_search_answers_with_the_best_chunk_and_its_citation_fields(ports:
 async def test_a_new_version_replaces_the_old_one_in_search(ports: Ports) -> None:
     await embed_document(await store_chunks(ports, "doc", 1, ["The meeting is on Monday."]), DELIVERY, ports)
 
-    updated = await embed_document(await store_chunks(ports, "doc", 2, ["The meeting moved to Friday."]), DELIVERY, ports)
-    response = await search(SearchRequest(tenant_id="t", collection_id="c", query="when is the meeting", top_k=5), ports)
+    updated = await embed_document(
+        await store_chunks(ports, "doc", 2, ["The meeting moved to Friday."]), DELIVERY, ports
+    )
+    response = await search(
+        SearchRequest(tenant_id="t", collection_id="c", query="when is the meeting", top_k=5), ports
+    )
 
     assert updated.removed_points == 1
     assert [(h.version, h.text) for h in response.hits] == [(2, "The meeting moved to Friday.")]
 
 
 async def test_missing_chunks_object_fails_the_handler(ports: Ports) -> None:
-    event = DocParsed(meta=EventMeta(job_id="j", tenant_id="t", document_id="x", version=1), chunks_key="chunks/none.json")
+    event = DocParsed(
+        meta=EventMeta(job_id="j", tenant_id="t", document_id="x", version=1), chunks_key="chunks/none.json"
+    )
 
     with pytest.raises(NotFound):
         await embed_document(event, DELIVERY, ports)

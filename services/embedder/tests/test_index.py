@@ -19,7 +19,9 @@ def vector(seed: int) -> np.ndarray:
 
 def points(document_id: str, version: int, n: int, *, tenant: str = "t", collection: str = "c") -> list[ChunkPoint]:
     return [
-        ChunkPoint(tenant, collection, document_id, version, i, f"{document_id} v{version} chunk {i}", "f.md", "text/markdown")
+        ChunkPoint(
+            tenant, collection, document_id, version, i, f"{document_id} v{version} chunk {i}", "f.md", "text/markdown"
+        )
         for i in range(n)
     ]
 
@@ -39,7 +41,7 @@ def test_written_points_are_invisible_until_activated(index: VectorIndex) -> Non
     after = index.search(vector(0), tenant_id="t", collection_id="c", top_k=5)
 
     assert before == []
-    assert [h.payload["chunk_index"] for h in after][0] == 0
+    assert after[0].payload["chunk_index"] == 0
     assert len(after) == 3
 
 

@@ -97,9 +97,9 @@ async def test_history_lists_every_applied_event_in_stream_order(new_job: NewJob
     assert state is not None
     assert [(h["status"], h["event_id"], h["stream_sequence"]) for h in state["history"]] == [
         ("uploaded", f"{job.job_id}:uploaded", 1),
-        ("parsing", f"{job.job_id}:parsing:0", 2),
+        ("parsing", f"{job.job_id}:parsing:0:a1", 2),
         ("parsed", f"{job.job_id}:parsed", 3),
-        ("embedding", f"{job.job_id}:embedding:10", 4),
+        ("embedding", f"{job.job_id}:embedding:10:a1", 4),
         ("indexed", f"{job.job_id}:indexed", 5),
     ]
     assert state["history"][3]["detail"] == {"done": 10, "total": 10, "attempt": 1}
@@ -191,3 +191,14 @@ async def test_job_of_another_tenant_is_not_visible(new_job: NewJob) -> None:
     await job.apply(job.uploaded())
 
     assert await job.store.get("tenant-b", job.job_id) is None
+
+
+async def test_a_retried_stage_counts_its_attempt(new_job: NewJob) -> None:
+    job = new_job()
+    await job.apply(job.uploaded(), job.parsing(attempt=1), job.parsing(attempt=2))
+
+    state = await job.state()
+
+    assert state is not None
+    assert state["attempts"] == 2
+    assert [h["status"] for h in state["history"]] == ["uploaded", "parsing", "parsing"]

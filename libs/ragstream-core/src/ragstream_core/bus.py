@@ -206,9 +206,7 @@ class Bus:
             deliver_policy=DeliverPolicy.ALL,
             filter_subject=filter_subject,
         )
-        sub = await self.js.pull_subscribe(
-            filter_subject, durable=durable, stream=EVENTS_STREAM, config=config
-        )
+        sub = await self.js.pull_subscribe(filter_subject, durable=durable, stream=EVENTS_STREAM, config=config)
         log.info("bus.consuming", durable=durable, subject=filter_subject, batch=batch)
         while not self._stopping.is_set():
             try:
@@ -246,9 +244,7 @@ class Bus:
                 await msg.term()
                 return
             meta = event.meta  # type: ignore[attr-defined]
-            structlog.contextvars.bind_contextvars(
-                job_id=meta.job_id, document_id=meta.document_id, stage=stage
-            )
+            structlog.contextvars.bind_contextvars(job_id=meta.job_id, document_id=meta.document_id, stage=stage)
             try:
                 await self._run(msg, event, stage, handler, attempt, md.sequence.stream, fail_jobs)
             finally:
@@ -339,7 +335,7 @@ class Bus:
             with contextlib.suppress(Exception):
                 await msg.in_progress()
 
-    def serve(
+    async def serve(
         self,
         subject: str,
         request_type: type[E],
@@ -347,7 +343,7 @@ class Bus:
         *,
         queue: str,
     ) -> None:
-        """Answer NATS requests on ``subject`` (load-balanced over ``queue``)."""
+        """Answer NATS requests on ``subject`` (load-balanced over ``queue``); subscribed on return."""
 
         async def on_request(msg: Msg) -> None:
             ctx = propagate.extract(dict(msg.headers or {}))
@@ -356,17 +352,15 @@ class Bus:
                 reply = await handler(request)
                 await msg.respond(reply.SerializeToString())
 
-        async def subscribe() -> None:
-            await self.nc.subscribe(subject, queue=queue, cb=on_request)
+        await self.nc.subscribe(subject, queue=queue, cb=on_request)
+        await self.nc.flush()
 
-        self._tasks.append(asyncio.create_task(subscribe()))
-
-    async def request(self, subject: str, request: Message, reply_type: type[R], *, timeout: float) -> R:
+    async def request(self, subject: str, request: Message, reply_type: type[R], *, timeout_s: float) -> R:
         """Send a request and decode its reply; raises ``nats.errors.TimeoutError`` if none."""
         with tracer.start_as_current_span(f"send {subject}", kind=SpanKind.CLIENT):
             headers: dict[str, str] = {}
             propagate.inject(headers)
-            reply = await self.nc.request(subject, request.SerializeToString(), timeout=timeout, headers=headers)
+            reply = await self.nc.request(subject, request.SerializeToString(), timeout=timeout_s, headers=headers)
             return reply_type.FromString(reply.data)
 
     async def stop(self) -> None:

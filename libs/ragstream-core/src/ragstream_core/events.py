@@ -59,8 +59,8 @@ def message_id(event: Message) -> str:
             return f"{meta.job_id}:parsed"
         case IndexUpdated():
             return f"{meta.job_id}:indexed"
-        case StageProgress(stage=stage, done=done):
-            return f"{meta.job_id}:{stage}:{done}"
+        case StageProgress(stage=stage, done=done, attempt=attempt):
+            return f"{meta.job_id}:{stage}:{done}:a{attempt}"
         case JobFailed(stage=stage):
             return f"{meta.job_id}:failed:{stage}"
     raise TypeError(f"no subject for {type(event).__name__}; known: {sorted(t.__name__ for t in SUBJECT_OF)}")

@@ -20,9 +20,7 @@ class CoreSettings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="Root of embedded state (objects, index).")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server with JetStream.")
-    postgres_url: str = Field(
-        "", description="PostgreSQL URL; empty means the one `make run` starts (see devstack)."
-    )
+    postgres_url: str = Field("", description="PostgreSQL URL; empty means the one `make run` starts (see devstack).")
     object_store: Literal["local", "s3"] = Field("local", description="Where uploads live.")
     s3_endpoint: str = Field("127.0.0.1:9000", description="S3/MinIO host:port.")
     s3_access_key: str = Field("", description="S3 access key.")

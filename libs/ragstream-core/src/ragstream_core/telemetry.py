@@ -29,13 +29,9 @@ STAGE_DURATION = Histogram(
     ["stage"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
-MESSAGES = Counter(
-    "ragstream_messages_total", "Messages handled by a stage, by outcome.", ["stage", "outcome"]
-)
+MESSAGES = Counter("ragstream_messages_total", "Messages handled by a stage, by outcome.", ["stage", "outcome"])
 IN_FLIGHT = Gauge("ragstream_in_flight_messages", "Messages a stage is working on.", ["stage"])
-FAILURES = Counter(
-    "ragstream_job_failures_total", "Jobs failed by a stage, by error type.", ["stage", "error_type"]
-)
+FAILURES = Counter("ragstream_job_failures_total", "Jobs failed by a stage, by error type.", ["stage", "error_type"])
 DEAD_LETTERS = Counter("ragstream_dead_letters_total", "Messages moved to the dead-letter stream.", ["stage"])
 
 
@@ -78,9 +74,7 @@ def configure_telemetry(service: str, settings: CoreSettings) -> trace.Tracer:
         cache_logger_on_first_use=True,
     )
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

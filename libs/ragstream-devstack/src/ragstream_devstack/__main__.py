@@ -24,12 +24,14 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     try:
         stack.start()
-        assert stack.nats and stack.postgres
+        assert stack.nats
+        assert stack.postgres
         lines = [
             "",
             "ragstream is running (Ctrl-C stops everything; data stays in " + str(stack.data_dir) + ")",
             f"  upload     POST {stack.url('ingest-gateway')}/v1/collections/default/documents  (docs: /docs)",
-            f"  progress   GET  {stack.url('progress')}/v1/jobs/{{job_id}}   gRPC 127.0.0.1:{stack.grpc_ports['progress']}",
+            f"  progress   GET  {stack.url('progress')}/v1/jobs/{{job_id}}"
+            f"   gRPC 127.0.0.1:{stack.grpc_ports['progress']}",
             f"  chat       POST {stack.url('chat')}/v1/collections/default/chat",
             f"  metrics    {stack.url('parser')}/metrics (parser)  {stack.url('embedder')}/metrics (embedder)",
             f"  NATS       {stack.nats.url}",

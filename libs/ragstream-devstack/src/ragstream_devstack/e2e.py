@@ -63,10 +63,11 @@ class Client:
         return dict(response.json()["versions"])
 
 
-_WORDS = (
+_VOCABULARY = (
     "river stone harbor signal maple copper lantern orbit meadow canyon pixel falcon velvet quarry "
     "summit thunder willow ember glacier prairie beacon cobalt delta fjord garnet horizon ivory jasper"
-).split()
+)
+_WORDS = _VOCABULARY.split()
 
 
 def long_markdown(seed: int, *, sections: int = 12, sentences: int = 30) -> bytes:

@@ -86,9 +86,7 @@ class Stack:
                     self.grpc_ports[spec.name] = free_port()
         for spec in SERVICES:
             if spec.migrates:
-                subprocess.run(
-                    [sys.executable, "-m", spec.module, "migrate"], env=self.service_env(), check=True
-                )
+                subprocess.run([sys.executable, "-m", spec.module, "migrate"], env=self.service_env(), check=True)
         for spec in SERVICES:
             self.start_service(spec.name, wait=False)
         for spec in SERVICES:
@@ -96,7 +94,8 @@ class Stack:
         return self
 
     def service_env(self) -> dict[str, str]:
-        assert self.nats and self.postgres
+        assert self.nats
+        assert self.postgres
         extra = {
             "RAGSTREAM_DATA_DIR": str(self.data_dir),
             "RAGSTREAM_NATS_URL": self.nats.url,

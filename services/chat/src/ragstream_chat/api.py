@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from pydantic import BaseModel, Field
 
-from ragstream_core.runtime import error_handlers
 from ragstream_chat.handlers import ChatPorts, Question, answer_question
+from ragstream_core.runtime import error_handlers
 
 router = APIRouter(prefix="/v1")
 

@@ -7,11 +7,11 @@ from typing import Any, Protocol
 
 import structlog
 
+from ragstream_chat.answers import Answerer
+from ragstream_chat.retrieval import Retriever
 from ragstream_core.errors import InvalidInput
 from ragstream_core.proto.ragstream.v1.events_pb2 import IndexUpdated
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit
-from ragstream_chat.answers import Answerer
-from ragstream_chat.retrieval import Retriever
 
 log = structlog.get_logger(__name__)
 

@@ -8,16 +8,16 @@ from dataclasses import dataclass
 import structlog
 from nats.aio.msg import Msg
 
-from ragstream_core.bus import Bus
-from ragstream_core.events import SUBJECT_OF
-from ragstream_core.proto.ragstream.v1.events_pb2 import IndexUpdated
-from ragstream_core.runtime import ops_routes, run_service, serve_http
-from ragstream_core.telemetry import configure_telemetry
 from ragstream_chat.answers import Answerer, ExtractiveAnswerer, OpenAICompatibleAnswerer
 from ragstream_chat.api import create_app
 from ragstream_chat.handlers import on_index_updated
 from ragstream_chat.retrieval import Retriever
 from ragstream_chat.settings import ChatSettings
+from ragstream_core.bus import Bus
+from ragstream_core.events import SUBJECT_OF
+from ragstream_core.proto.ragstream.v1.events_pb2 import IndexUpdated
+from ragstream_core.runtime import ops_routes, run_service, serve_http
+from ragstream_core.telemetry import configure_telemetry
 
 log = structlog.get_logger(__name__)
 

@@ -41,7 +41,7 @@ class Retriever:
         CACHE.labels("miss").inc()
         request = SearchRequest(tenant_id=tenant_id, collection_id=collection_id, query=query, top_k=top_k)
         try:
-            response = await self.bus.request(SEARCH_SUBJECT, request, SearchResponse, timeout=self.timeout_s)
+            response = await self.bus.request(SEARCH_SUBJECT, request, SearchResponse, timeout_s=self.timeout_s)
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
             raise DependencyUnavailable(f"the search service (embedder) did not answer: {type(exc).__name__}") from exc
         if response.error:

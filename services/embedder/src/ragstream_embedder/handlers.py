@@ -37,7 +37,9 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
     chunks = parsed["chunks"]
     total = len(chunks)
     await ports.events.publish(
-        StageProgress(meta=next_meta(meta), stage="embedding", done=0, total=total, unit="chunks", attempt=delivery.attempt)
+        StageProgress(
+            meta=next_meta(meta), stage="embedding", done=0, total=total, unit="chunks", attempt=delivery.attempt
+        )
     )
     texts = [c["embed_text"] for c in chunks]
     tokens = await ports.model.count_tokens(texts)
@@ -63,14 +65,23 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
         await ports.index.upsert(points[start:end], vectors)
         if end < total:
             await ports.events.publish(
-                StageProgress(meta=next_meta(meta), stage="embedding", done=end, total=total, unit="chunks", attempt=delivery.attempt)
+                StageProgress(
+                    meta=next_meta(meta),
+                    stage="embedding",
+                    done=end,
+                    total=total,
+                    unit="chunks",
+                    attempt=delivery.attempt,
+                )
             )
     removed = await ports.index.activate(meta.tenant_id, meta.document_id, meta.version)
     elapsed = time.perf_counter() - started
     CHUNKS.inc(total)
     TOKENS.inc(sum(min(n, MAX_TOKENS) for n in tokens))
     TRUNCATED.inc(truncated)
-    log.info("document.indexed", chunks=total, truncated=truncated, removed_points=removed, duration_ms=round(elapsed * 1000))
+    log.info(
+        "document.indexed", chunks=total, truncated=truncated, removed_points=removed, duration_ms=round(elapsed * 1000)
+    )
     return IndexUpdated(
         meta=next_meta(meta),
         chunk_count=total,

@@ -53,7 +53,9 @@ class VectorIndex:
     Not thread-safe in local mode: call it from one thread.
     """
 
-    def __init__(self, *, path: Path | None = None, url: str = "", api_key: str = "", collection: str, dimensions: int) -> None:
+    def __init__(
+        self, *, path: Path | None = None, url: str = "", api_key: str = "", collection: str, dimensions: int
+    ) -> None:
         if url:
             self.client = QdrantClient(url=url, api_key=api_key or None)
         else:

@@ -78,7 +78,7 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
         handler=functools.partial(embed_document, ports=ports),
         batch=settings.pull_batch,
     )
-    bus.serve(SEARCH_SUBJECT, SearchRequest, functools.partial(search, ports=ports), queue="embedder")
+    await bus.serve(SEARCH_SUBJECT, SearchRequest, functools.partial(search, ports=ports), queue="embedder")
     log.info("embedder.started", metrics_port=settings.metrics_port, model=model.name)
     try:
         await serve_http(app, host=settings.metrics_host, port=settings.metrics_port, stop=stop)

@@ -124,7 +124,9 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
     structlog.contextvars.bind_contextvars(job_id=row.job_id)
     await ports.events.publish(document_uploaded(row))
     await ports.documents.mark_published(row.job_id)
-    log.info("upload.accepted", document_id=row.document_id, version=row.version, size_bytes=size, media_type=media_type)
+    log.info(
+        "upload.accepted", document_id=row.document_id, version=row.version, size_bytes=size, media_type=media_type
+    )
     return UploadResult(row, unchanged=False)
 
 

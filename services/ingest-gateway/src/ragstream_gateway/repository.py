@@ -80,9 +80,7 @@ class DocumentRepository:
             assert row is not None
             document_id = row[0]
             # lock the document's versions so that two concurrent uploads get distinct numbers
-            await conn.execute(
-                "SELECT 1 FROM gateway.documents WHERE document_id = %s FOR UPDATE", (document_id,)
-            )
+            await conn.execute("SELECT 1 FROM gateway.documents WHERE document_id = %s FOR UPDATE", (document_id,))
             cur = await conn.execute(
                 "INSERT INTO gateway.document_versions"
                 " (document_id, version, job_id, sha256, object_key, media_type, size_bytes)"
@@ -126,9 +124,7 @@ class DocumentRepository:
 
     async def mark_published(self, job_id: str) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE gateway.document_versions SET published_at = now() WHERE job_id = %s", (job_id,)
-            )
+            await conn.execute("UPDATE gateway.document_versions SET published_at = now() WHERE job_id = %s", (job_id,))
 
     async def unpublished(self, older_than_s: float) -> list[VersionRow]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=class_row(VersionRow)) as cur:

@@ -48,9 +48,7 @@ async def serve(stop: asyncio.Event, settings: ParserSettings) -> None:
     objects = open_object_store(core)
     ops_routes(app, {"docling": docling_loaded, "objects": objects.check})
     http = asyncio.create_task(serve_http(app, host=settings.metrics_host, port=settings.metrics_port, stop=stop))
-    parser = await asyncio.to_thread(
-        DoclingParser, max_tokens=settings.max_chunk_tokens, max_pages=settings.max_pages
-    )
+    parser = await asyncio.to_thread(DoclingParser, max_tokens=settings.max_chunk_tokens, max_pages=settings.max_pages)
     ports = Ports(objects, ThreadedParser(parser), bus)
     bus.consume(
         DocUploaded,

@@ -31,9 +31,7 @@ def job_body(job: dict[str, Any]) -> dict[str, Any]:
         "percent": job["percent"],
         "counts": {"pages": job["pages"], "chunks": job["chunks"], "chunks_embedded": job["chunks_embedded"]},
         "attempts": job["attempts"],
-        "error": (
-            {"stage": job["error_stage"], "reason": job["error_reason"]} if job["status"] == "failed" else None
-        ),
+        "error": ({"stage": job["error_stage"], "reason": job["error_reason"]} if job["status"] == "failed" else None),
         "timestamps": job["timestamps"],
         "created_at": job["created_at"].isoformat(),
         "updated_at": job["updated_at"].isoformat(),
@@ -140,14 +138,16 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
                 return str(value)
         return self.default_tenant
 
-    async def GetJob(self, request: progress_pb2.GetJobRequest, context: grpc.aio.ServicerContext) -> progress_pb2.Job:  # type: ignore[type-arg]  # noqa: N802
+    async def GetJob(self, request: progress_pb2.GetJobRequest, context: grpc.aio.ServicerContext) -> progress_pb2.Job:  # type: ignore[type-arg]
         job = await self.jobs.get(self._tenant(context), request.job_id)
         if job is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.job_id!r} is not known")
         assert job is not None
         return job_message(job)
 
-    async def ListJobs(self, request: progress_pb2.ListJobsRequest, context: grpc.aio.ServicerContext) -> progress_pb2.ListJobsResponse:  # type: ignore[type-arg]  # noqa: N802
+    async def ListJobs(
+        self, request: progress_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> progress_pb2.ListJobsResponse:  # type: ignore[type-arg]
         rows = await self.jobs.list(
             self._tenant(context),
             collection_id=request.collection_id or None,
@@ -156,7 +156,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         )
         return progress_pb2.ListJobsResponse(jobs=[job_message(r) for r in rows])
 
-    async def WatchJob(self, request: progress_pb2.GetJobRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def,type-arg]  # noqa: N802
+    async def WatchJob(self, request: progress_pb2.GetJobRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def,type-arg]
         """Stream the job each time it changes, ending when it is indexed or failed."""
         tenant = self._tenant(context)
         last: tuple[Any, ...] | None = None

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, open_pool
@@ -36,9 +36,7 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
     configure_telemetry("progress", core)
     pool = await open_pool(core.postgres_url)
     jobs = JobStore(pool)
-    bus = await Bus.connect(
-        core.nats_url, service="progress", max_deliver=core.max_deliver, ack_wait_s=core.ack_wait_s
-    )
+    bus = await Bus.connect(core.nats_url, service="progress", max_deliver=core.max_deliver, ack_wait_s=core.ack_wait_s)
     bus.consume(
         Message,
         durable="progress",

@@ -125,9 +125,18 @@ class JobStore:
         at_text = meta.occurred_at.ToJsonString()
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "INSERT INTO progress.job_events (event_id, job_id, status, stream_sequence, trace_id, occurred_at, detail)"
+                "INSERT INTO progress.job_events"
+                " (event_id, job_id, status, stream_sequence, trace_id, occurred_at, detail)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                (meta.event_id, meta.job_id, change.status, stream_sequence, trace_id, at_text, json.dumps(change.detail)),
+                (
+                    meta.event_id,
+                    meta.job_id,
+                    change.status,
+                    stream_sequence,
+                    trace_id,
+                    at_text,
+                    json.dumps(change.detail),
+                ),
             )
             if await cur.fetchone() is None:
                 return False

@@ -28,9 +28,7 @@ class S3ObjectStore:
         region: str = "us-east-1",
     ) -> None:
         self.bucket = bucket
-        self.client = Minio(
-            endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region
-        )
+        self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region)
         self._bucket_ready = False
 
     def _ensure_bucket(self) -> None:

@@ -1,0 +1,64 @@
+"""Bad input gets a clear answer, and loses nothing: the system keeps working after it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ragstream_devstack.e2e import Client
+from ragstream_devstack.testing import new_id
+
+
+async def test_content_that_contradicts_the_extension_is_415_naming_accepted_types(
+    client: Client, corpus: Path
+) -> None:
+    response = await client.upload(new_id("bad"), "report.pdf", (corpus / "docx" / "lorem_ipsum.docx").read_bytes())
+
+    assert response.status_code == 415
+    detail = response.json()["detail"]
+    assert "the name says .pdf but the content is" in detail
+    assert "accepted types: .csv, .docx" in detail
+
+
+async def test_unsupported_format_is_415(client: Client, corpus: Path) -> None:
+    response = await client.upload(new_id("bad"), "legacy.doc", (corpus / "doc" / "legacy_sample.doc").read_bytes())
+
+    assert response.status_code == 415
+    assert "extension '.doc' is not supported" in response.json()["detail"]
+
+
+async def test_binary_data_named_like_text_is_415(client: Client) -> None:
+    response = await client.upload(new_id("bad"), "notes.md", os.urandom(4096))
+
+    assert response.status_code == 415
+    assert "notes.md" in response.json()["detail"]
+
+
+async def test_empty_file_is_400(client: Client) -> None:
+    response = await client.upload(new_id("bad"), "empty.md", b"")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("the uploaded file is empty")
+
+
+async def test_file_over_the_size_limit_is_413(client: Client) -> None:
+    response = await client.upload(new_id("bad"), "huge.md", b"a" * 2_500_000)  # limit is 2 MB here
+
+    assert response.status_code == 413
+    assert "exceeds the limit of 2000000 bytes" in response.json()["detail"]
+
+
+async def test_document_docling_cannot_read_fails_its_job_with_the_reason(client: Client, corpus: Path) -> None:
+    collection = new_id("poison")
+    broken = await client.upload(collection, "broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\n garbage")
+    assert broken.status_code == 202
+
+    (job,) = await client.wait_done([broken.json()["job_id"]])
+    healthy = await client.upload(collection, "duck.md", (corpus / "md" / "duck.md").read_bytes())
+    (after,) = await client.wait_done([healthy.json()["job_id"]])
+
+    assert job["status"] == "failed"
+    assert job["error"]["stage"] == "parsing"
+    assert "broken.pdf" in job["error"]["reason"]
+    assert job["attempts"] == 1, "an unreadable document is not retried"
+    assert after["status"] == "indexed", "the parser keeps working after a poison document"
