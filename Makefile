@@ -23,7 +23,7 @@ $(STAMP): requirements.lock $(PYPROJECTS)
 run: install ## the whole system on embedded defaults; Ctrl-C stops it
 	$(PY) -m ragstream_devstack run --data-dir data
 
-test: install ## unit tests of every package, then the end-to-end suite
+test: install lint ## lint, unit tests of every package, then the end-to-end suite
 	$(PY) -m pytest
 
 unit: install

@@ -118,12 +118,21 @@ async def upload_one(client: httpx.AsyncClient, gateway: str, collection: str, u
     upload.job_id, upload.document_id, upload.version = body["job_id"], body["document_id"], int(body["version"])
 
 
+def check_alive(stack: Stack) -> None:
+    """Raise at once when a service has exited: its jobs would otherwise only show up as a stall."""
+    for name, process in stack.processes.items():
+        if process.poll() is not None:
+            raise BenchError(f"service {name} exited with code {process.returncode} during the run; see its log")
+
+
 async def watch_jobs(
-    client: httpx.AsyncClient, progress: str, collection: str, expected: int, *, stall_s: float, started: float
+    client: httpx.AsyncClient, stack: Stack, collection: str, expected: int, *, stall_s: float, started: float
 ) -> None:
     """Return once ``expected`` jobs of the collection are terminal; raise when nothing moves for ``stall_s``."""
+    progress = stack.url("progress")
     last_change, last_seen, last_report = time.monotonic(), None, 0.0
     while True:
+        check_alive(stack)
         response = await client.get(
             f"{progress}/v1/jobs", params={"collection_id": collection, "limit": MAX_JOBS}, timeout=30
         )
@@ -172,7 +181,7 @@ async def ingest(stack: Stack, copies: list[Copy], *, collection: str, concurren
         cpu_before = cpu_seconds(roots)
         started = time.time()
         watcher = asyncio.create_task(
-            watch_jobs(client, progress, collection, len(uploads), stall_s=stall_s, started=started)
+            watch_jobs(client, stack, collection, len(uploads), stall_s=stall_s, started=started)
         )
         try:
             await asyncio.gather(*(limited(u) for u in uploads))

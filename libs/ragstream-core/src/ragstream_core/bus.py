@@ -110,8 +110,24 @@ class Bus:
         retry_delay_s: float = 1.0,
     ) -> Bus:
         """Connect (retrying until the server answers) and declare the streams idempotently."""
+        async def on_error(error: Exception) -> None:
+            log.warning("bus.connection_error", error=str(error) or type(error).__name__)
+
+        async def on_disconnected() -> None:
+            log.warning("bus.disconnected", url=url)
+
+        async def on_reconnected() -> None:
+            log.info("bus.reconnected", url=url)
+
         nc = await nats.connect(
-            url, name=service, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+            url,
+            name=service,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            error_cb=on_error,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
         )
         bus = cls(
             nc,

@@ -64,6 +64,7 @@ class NatsServer:
             [nats_server_binary(), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1", "-p", str(self.port)],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the supervisor, which stops NATS last
         )
         wait_for_port(self.port)
         return self

@@ -131,6 +131,7 @@ class Stack:
             env=self.service_env(),
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,  # Ctrl-C reaches the supervisor, which stops services first
         )
         if wait:
             self.wait_healthy(name)
