@@ -1,5 +1,6 @@
 # Every command of ragstream. `make run` and `make test` set up everything they need.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -15,9 +16,9 @@ install: $(STAMP) ## virtual environment from requirements.lock, workspace packa
 
 $(STAMP): requirements.lock $(PYPROJECTS)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps $(addprefix -e ,$(PACKAGES))
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(PY) -m pip install --quiet -r requirements.lock 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(PY) -m pip install --quiet --no-deps $(addprefix -e ,$(PACKAGES)) 2>&1 | { grep -v '^WARNING: Location' || true; }
 	touch $(STAMP)
 
 run: install ## the whole system on embedded defaults; Ctrl-C stops it

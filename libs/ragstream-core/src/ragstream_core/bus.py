@@ -110,6 +110,7 @@ class Bus:
         retry_delay_s: float = 1.0,
     ) -> Bus:
         """Connect (retrying until the server answers) and declare the streams idempotently."""
+
         async def on_error(error: Exception) -> None:
             log.warning("bus.connection_error", error=str(error) or type(error).__name__)
 

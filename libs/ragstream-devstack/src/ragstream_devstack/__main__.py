@@ -29,10 +29,12 @@ def main() -> None:
         lines = [
             "",
             "ragstream is running (Ctrl-C stops everything; data stays in " + str(stack.data_dir) + ")",
-            f"  upload     POST {stack.url('ingest-gateway')}/v1/collections/default/documents  (docs: /docs)",
+            f"  upload     POST {stack.url('ingest-gateway')}/v1/collections/default/documents"
+            f"   gRPC 127.0.0.1:{stack.grpc_ports['ingest-gateway']}",
             f"  progress   GET  {stack.url('progress')}/v1/jobs/{{job_id}}"
             f"   gRPC 127.0.0.1:{stack.grpc_ports['progress']}",
-            f"  chat       POST {stack.url('chat')}/v1/collections/default/chat",
+            f"  chat       POST {stack.url('chat')}/v1/collections/default/chat"
+            f"   gRPC 127.0.0.1:{stack.grpc_ports['chat']}",
             f"  metrics    {stack.url('parser')}/metrics (parser)  {stack.url('embedder')}/metrics (embedder)",
             f"  NATS       {stack.nats.url}",
             f"  PostgreSQL {stack.postgres.url}",

@@ -33,7 +33,15 @@ class ServiceSpec:
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("ingest-gateway", "ragstream_gateway", "RAGSTREAM_GATEWAY_HTTP_PORT", 8080, migrates=True),
+    ServiceSpec(
+        "ingest-gateway",
+        "ragstream_gateway",
+        "RAGSTREAM_GATEWAY_HTTP_PORT",
+        8080,
+        "RAGSTREAM_GATEWAY_GRPC_PORT",
+        50051,
+        migrates=True,
+    ),
     ServiceSpec(
         "progress",
         "ragstream_progress",
@@ -43,7 +51,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         50052,
         migrates=True,
     ),
-    ServiceSpec("chat", "ragstream_chat", "RAGSTREAM_CHAT_HTTP_PORT", 8082),
+    ServiceSpec("chat", "ragstream_chat", "RAGSTREAM_CHAT_HTTP_PORT", 8082, "RAGSTREAM_CHAT_GRPC_PORT", 50053),
     ServiceSpec("parser", "ragstream_parser", "RAGSTREAM_PARSER_METRICS_PORT", 9101),
     ServiceSpec("embedder", "ragstream_embedder", "RAGSTREAM_EMBEDDER_METRICS_PORT", 9102),
 )

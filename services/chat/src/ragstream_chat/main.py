@@ -9,12 +9,14 @@ import structlog
 from nats.aio.msg import Msg
 
 from ragstream_chat.answers import Answerer, ExtractiveAnswerer, OpenAICompatibleAnswerer
-from ragstream_chat.api import create_app
+from ragstream_chat.api import ChatServicer, create_app
 from ragstream_chat.handlers import on_index_updated
 from ragstream_chat.retrieval import Retriever
 from ragstream_chat.settings import ChatSettings
 from ragstream_core.bus import Bus
 from ragstream_core.events import SUBJECT_OF
+from ragstream_core.grpc_server import start_grpc_server
+from ragstream_core.proto.ragstream.v1 import chat_pb2_grpc
 from ragstream_core.proto.ragstream.v1.events_pb2 import IndexUpdated
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.telemetry import configure_telemetry
@@ -65,10 +67,18 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
             raise ConnectionError("not connected to NATS")
 
     ops_routes(app, {"nats": nats_ready})
-    log.info("chat.started", http_port=settings.http_port, provider=settings.provider)
+    servicer = ChatServicer(ports, default_tenant=settings.default_tenant)
+    server = await start_grpc_server(
+        [lambda s: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, s)],
+        service_names=["ragstream.v1.ChatService"],
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+    )
+    log.info("chat.started", http_port=settings.http_port, grpc_port=settings.grpc_port, provider=settings.provider)
     try:
         await serve_http(app, host=settings.http_host, port=settings.http_port, stop=stop)
     finally:
+        await server.stop(grace=5)
         await bus.stop()
 
 

@@ -16,6 +16,8 @@ class ChatSettings(BaseSettings):
     core: CoreSettings = Field(default_factory=CoreSettings)
     http_host: str = Field("127.0.0.1", description="REST listen address.")
     http_port: int = Field(8082, description="REST port.")
+    grpc_host: str = Field("127.0.0.1", description="gRPC listen address.")
+    grpc_port: int = Field(50053, description="gRPC port (ChatService).")
     default_tenant: str = Field("default", description="Tenant of requests without X-Tenant-Id.")
     top_k: int = Field(5, gt=0, le=50, description="Passages retrieved per question.")
     min_score: float = Field(0.2, ge=-1, le=1, description="Passages scoring below are not cited.")

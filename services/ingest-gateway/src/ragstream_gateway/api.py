@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import grpc
 from fastapi import APIRouter, Depends, FastAPI, File, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from ragstream_core.errors import NotFound, UploadTooLarge
+from ragstream_core.grpc_server import tenant_from
+from ragstream_core.proto.ragstream.v1 import ingest_pb2, ingest_pb2_grpc
 from ragstream_gateway.handlers import Upload, accept_upload, check_identifier, clean_file_name
 from ragstream_gateway.media import accepted_list
 from ragstream_gateway.ports import GatewayPorts
@@ -92,6 +96,61 @@ async def get_document(document_id: str, ports: Ports, tenant: Tenant) -> dict[s
         "file_name": rows[-1].file_name,
         "versions": [version_body(r) for r in rows],
     }
+
+
+def document_message(rows: list[VersionRow]) -> ingest_pb2.Document:
+    """A document and the given versions of it, as the gRPC message."""
+
+    def created(row: VersionRow) -> Timestamp:
+        ts = Timestamp()
+        ts.FromDatetime(row.created_at)
+        return ts
+
+    return ingest_pb2.Document(
+        document_id=rows[-1].document_id,
+        collection_id=rows[-1].collection_id,
+        file_name=rows[-1].file_name,
+        versions=[
+            ingest_pb2.DocumentVersion(
+                version=r.version,
+                job_id=r.job_id,
+                sha256=r.sha256,
+                media_type=r.media_type,
+                size_bytes=r.size_bytes,
+                created_at=created(r),
+            )
+            for r in rows
+        ],
+    )
+
+
+class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
+    """gRPC ``IngestService``; the tenant comes from the ``x-tenant-id`` metadata."""
+
+    def __init__(self, ports: GatewayPorts) -> None:
+        self.ports = ports
+
+    def _tenant(self, context: grpc.aio.ServicerContext) -> str:  # type: ignore[type-arg]
+        return check_identifier("tenant", tenant_from(context, self.ports.settings.default_tenant))
+
+    async def GetDocument(
+        self,
+        request: ingest_pb2.GetDocumentRequest,
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    ) -> ingest_pb2.Document:
+        rows = await self.ports.documents.document_versions(self._tenant(context), request.document_id)
+        if not rows:
+            raise NotFound(f"document {request.document_id!r} does not exist")
+        return document_message(rows)
+
+    async def ListDocuments(
+        self,
+        request: ingest_pb2.ListDocumentsRequest,
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    ) -> ingest_pb2.ListDocumentsResponse:
+        collection = check_identifier("collection", request.collection_id)
+        rows = await self.ports.documents.list_versions(self._tenant(context), collection, limit=request.limit or 100)
+        return ingest_pb2.ListDocumentsResponse(documents=[document_message([r]) for r in rows])
 
 
 class RejectOversized:

@@ -11,10 +11,12 @@ import structlog
 
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, open_pool
+from ragstream_core.grpc_server import start_grpc_server
+from ragstream_core.proto.ragstream.v1 import ingest_pb2_grpc
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
-from ragstream_gateway.api import create_app
+from ragstream_gateway.api import IngestServicer, create_app
 from ragstream_gateway.handlers import republish_unpublished
 from ragstream_gateway.repository import DocumentRepository
 from ragstream_gateway.settings import GatewaySettings
@@ -60,10 +62,18 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
                 log.warning("gateway.republish_failed", error=str(exc))
 
     republisher = asyncio.create_task(republish_loop())
-    log.info("gateway.started", port=settings.http_port)
+    servicer = IngestServicer(ports)
+    server = await start_grpc_server(
+        [lambda s: ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, s)],
+        service_names=["ragstream.v1.IngestService"],
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+    )
+    log.info("gateway.started", http_port=settings.http_port, grpc_port=settings.grpc_port)
     try:
         await serve_http(app, host=settings.http_host, port=settings.http_port, stop=stop)
     finally:
+        await server.stop(grace=5)
         republisher.cancel()
         await bus.stop()
         await pool.close()

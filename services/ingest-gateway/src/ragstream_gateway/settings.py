@@ -14,6 +14,8 @@ class GatewaySettings(BaseSettings):
     core: CoreSettings = Field(default_factory=CoreSettings)
     http_host: str = Field("127.0.0.1", description="REST listen address.")
     http_port: int = Field(8080, description="REST port.")
+    grpc_host: str = Field("127.0.0.1", description="gRPC listen address.")
+    grpc_port: int = Field(50051, description="gRPC port (IngestService).")
     progress_url: str = Field("http://127.0.0.1:8081", description="Progress service URL given in job links.")
     max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Larger uploads get 413.")
     default_tenant: str = Field("default", description="Tenant of requests without X-Tenant-Id.")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ragstream_core.errors import NotFound
+from ragstream_core.grpc_server import tenant_from
 from ragstream_core.proto.ragstream.v1 import progress_pb2, progress_pb2_grpc
 from ragstream_core.runtime import error_handlers
 from ragstream_progress.projection import JobStore
@@ -133,10 +134,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         self.watch_interval_s = watch_interval_s
 
     def _tenant(self, context: grpc.aio.ServicerContext) -> str:  # type: ignore[type-arg]
-        for key, value in context.invocation_metadata() or ():
-            if key == "x-tenant-id":
-                return str(value)
-        return self.default_tenant
+        return tenant_from(context, self.default_tenant)
 
     async def GetJob(self, request: progress_pb2.GetJobRequest, context: grpc.aio.ServicerContext) -> progress_pb2.Job:  # type: ignore[type-arg]
         job = await self.jobs.get(self._tenant(context), request.job_id)

@@ -7,14 +7,13 @@ import functools
 import sys
 from dataclasses import dataclass
 
-import grpc
 import structlog
 from google.protobuf.message import Message
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, open_pool
 from ragstream_core.events import EVENTS_SUBJECTS
+from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import progress_pb2_grpc
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.telemetry import configure_telemetry
@@ -57,16 +56,15 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
             raise ConnectionError("not connected to NATS")
 
     ops_routes(app, {"postgres": postgres_ready, "nats": nats_ready})
-    server = grpc.aio.server()
-    progress_pb2_grpc.add_ProgressServiceServicer_to_server(
-        ProgressServicer(jobs, default_tenant=settings.default_tenant, watch_interval_s=settings.watch_interval_s),
-        server,
+    servicer = ProgressServicer(
+        jobs, default_tenant=settings.default_tenant, watch_interval_s=settings.watch_interval_s
     )
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    await health_servicer.set("ragstream.v1.ProgressService", health_pb2.HealthCheckResponse.SERVING)
-    server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
-    await server.start()
+    server = await start_grpc_server(
+        [lambda s: progress_pb2_grpc.add_ProgressServiceServicer_to_server(servicer, s)],
+        service_names=["ragstream.v1.ProgressService"],
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+    )
     log.info("progress.started", http_port=settings.http_port, grpc_port=settings.grpc_port)
     try:
         await serve_http(app, host=settings.http_host, port=settings.http_port, stop=stop)
