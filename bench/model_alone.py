@@ -8,6 +8,8 @@ batches of the same size. Three groupings are timed, each after the same warm-up
   model calls the embedder service makes.
 - ``length_sorted``: all texts sorted by length, in batches of ``batch_size``: the least
   padding, so the fastest these texts can be embedded with this model and batch size.
+
+The baselines' batches are interleaved, so they share whatever else the machine is doing.
 """
 
 from __future__ import annotations
@@ -41,19 +43,32 @@ def time_model_alone(documents: list[list[str]], *, batch_size: int, baselines: 
     counts = model.count_tokens(flat)
     tokens = dict(zip(flat, counts, strict=True))
     model.embed(flat[:batch_size])  # warm-up: ONNX Runtime's first run allocates
-    timed: dict[str, Any] = {}
-    for baseline in baselines:
-        batches = batches_of(documents, tokens, baseline, batch_size)
+    planned = {baseline: batches_of(documents, tokens, baseline, batch_size) for baseline in baselines}
+    seconds = dict.fromkeys(baselines, 0.0)
+    cpu = dict.fromkeys(baselines, 0.0)
+    # the baselines' batches interleaved in step (each at the same fraction of its work at the
+    # same time): a load that comes and goes on a shared machine then slows every baseline
+    # alike, instead of whichever happened to run at the time
+    schedule = sorted(
+        ((index + 0.5) / len(batches), baseline, batch)
+        for baseline, batches in planned.items()
+        for index, batch in enumerate(batches)
+    )
+    for _, baseline, batch in schedule:
         started, cpu_started = time.perf_counter(), time.process_time()
-        for batch in batches:
-            model.embed(batch)
-        timed[baseline] = {
-            "seconds": time.perf_counter() - started,
-            "cpu_seconds": time.process_time() - cpu_started,
+        model.embed(batch)
+        seconds[baseline] += time.perf_counter() - started
+        cpu[baseline] += time.process_time() - cpu_started
+    timed = {
+        baseline: {
+            "seconds": seconds[baseline],
+            "cpu_seconds": cpu[baseline],
             "model_calls": len(batches),
             # what the model computed over: every text padded to the longest of its batch
             "padded_tokens": sum(min(MAX_TOKENS, max(tokens[t] for t in b)) * len(b) for b in batches),
         }
+        for baseline, batches in planned.items()
+    }
     return {
         "load_seconds": load_seconds,
         "tokens": counts,

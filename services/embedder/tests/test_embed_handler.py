@@ -17,7 +17,8 @@ from ragstream_core.storage import LocalObjectStore
 from ragstream_embedder.handlers import embed_document, search
 from ragstream_embedder.index import VectorIndex
 from ragstream_embedder.model import MiniLMEmbedder
-from ragstream_embedder.workers import AsyncIndex, AsyncModel
+from ragstream_embedder.pooling import PooledModel
+from ragstream_embedder.workers import AsyncIndex
 
 DELIVERY = Delivery(attempt=1, stream_sequence=1, subject="ragstream.events.doc.parsed")
 
@@ -25,19 +26,19 @@ DELIVERY = Delivery(attempt=1, stream_sequence=1, subject="ragstream.events.doc.
 @dataclass
 class Ports:
     objects: LocalObjectStore
-    model: AsyncModel
+    model: PooledModel
     index: AsyncIndex
     events: Bus
     batch_size: int = 2
 
 
 @pytest.fixture(scope="module")
-def model() -> AsyncModel:
-    return AsyncModel(MiniLMEmbedder())
+def model() -> PooledModel:
+    return PooledModel(MiniLMEmbedder(), batch_size=2)
 
 
 @pytest.fixture
-async def ports(tmp_path: Path, model: AsyncModel, bus_factory: Callable[..., Awaitable[Bus]]) -> Ports:
+async def ports(tmp_path: Path, model: PooledModel, bus_factory: Callable[..., Awaitable[Bus]]) -> Ports:
     index = AsyncIndex(VectorIndex(path=tmp_path / "qdrant", collection="chunks", dimensions=384))
     return Ports(LocalObjectStore(tmp_path / "objects"), model, index, await bus_factory(service="embedder-test"))
 

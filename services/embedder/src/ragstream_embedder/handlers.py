@@ -59,8 +59,11 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
         )
         for c in chunks
     ]
-    for start in range(0, total, ports.batch_size):
-        end = min(start + ports.batch_size, total)
+    # slices of a few batches: the model pools them with other documents' slices, and each
+    # finished slice is reported, so a long document shows steady progress
+    step = ports.batch_size * 2
+    for start in range(0, total, step):
+        end = min(start + step, total)
         vectors = await ports.model.embed(texts[start:end])
         await ports.index.upsert(points[start:end], vectors)
         if end < total:
@@ -97,7 +100,7 @@ async def search(request: SearchRequest, ports: EmbedderPorts) -> SearchResponse
     """The best chunks of a collection for a query. Failures are answered, never left unanswered."""
     started = time.perf_counter()
     try:
-        vector = (await ports.model.embed([request.query]))[0]
+        vector = (await ports.model.embed([request.query], urgent=True))[0]
         hits = await ports.index.search(
             vector,
             tenant_id=request.tenant_id,

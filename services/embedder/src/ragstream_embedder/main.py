@@ -21,7 +21,8 @@ from ragstream_embedder.handlers import embed_document, search
 from ragstream_embedder.index import VectorIndex
 from ragstream_embedder.model import MiniLMEmbedder
 from ragstream_embedder.settings import EmbedderSettings
-from ragstream_embedder.workers import AsyncIndex, AsyncModel
+from ragstream_embedder.pooling import PooledModel
+from ragstream_embedder.workers import AsyncIndex
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +30,7 @@ log = structlog.get_logger(__name__)
 @dataclass
 class Ports:
     objects: ObjectStore
-    model: AsyncModel
+    model: PooledModel
     index: AsyncIndex
     events: Bus
     batch_size: int
@@ -38,7 +39,11 @@ class Ports:
 async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
     core = settings.core
     configure_telemetry("embedder", core)
-    model = AsyncModel(await asyncio.to_thread(MiniLMEmbedder, threads=settings.threads))
+    model = PooledModel(
+        await asyncio.to_thread(MiniLMEmbedder, threads=settings.threads),
+        batch_size=settings.batch_size,
+        round_size=settings.pool_round,
+    )
     index = AsyncIndex(
         await asyncio.to_thread(
             VectorIndex,
@@ -84,6 +89,7 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
         await serve_http(app, host=settings.metrics_host, port=settings.metrics_port, stop=stop)
     finally:
         await bus.stop()
+        await model.close()
         await index.close()
 
 

@@ -1,7 +1,6 @@
-"""Async faces of the model and the index, each on its own thread.
+"""Async face of the index, on its own thread (embedded Qdrant is not thread-safe).
 
-The model runs on one thread (ONNX Runtime uses every core inside a call; two calls at once
-would only compete). The index runs on one thread because embedded Qdrant is not thread-safe.
+The model has its own async face with batching across callers: ``pooling.PooledModel``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ragstream_embedder.index import ChunkPoint, Hit, VectorIndex
-from ragstream_embedder.model import MiniLMEmbedder
 
 T = TypeVar("T")
 
@@ -26,22 +24,6 @@ class _OnThread:
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-
-class AsyncModel(_OnThread):
-    def __init__(self, model: MiniLMEmbedder) -> None:
-        super().__init__("model")
-        self._model = model
-        self.name = model.name
-        self.dimensions = model.dimensions
-
-    async def embed(self, texts: list[str]) -> NDArray[np.float32]:
-        result: NDArray[np.float32] = await self._call(self._model.embed, texts)
-        return result
-
-    async def count_tokens(self, texts: list[str]) -> list[int]:
-        result: list[int] = await self._call(self._model.count_tokens, texts)
-        return result
 
 
 class AsyncIndex(_OnThread):
