@@ -50,6 +50,7 @@ proto: install ## regenerate the Python code of proto/ into ragstream_core.proto
 lint: install
 	$(VENV)/bin/ruff format --check libs services tests bench
 	$(VENV)/bin/ruff check libs services tests bench
+	$(VENV)/bin/mypy libs/ragstream-core/src libs/ragstream-devstack/src services/*/src
 
 lock: ## re-pin requirements.lock from the current environment
 	{ head -2 requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '@ file' | sort -f; } > requirements.lock.new

@@ -49,6 +49,24 @@ def _last_detail(job: dict[str, Any], status: str) -> dict[str, Any]:
     return details[-1] if details else {}
 
 
+def _job_row(j: FinishedJob, started_at: float, max_tokens: int) -> dict[str, Any]:
+    """One job, compactly: for finding out afterwards which documents were slow and when."""
+    times = {status: _at(j.job, status) for status in ("uploaded", "parsing", "parsed", "indexed", "failed")}
+    return {
+        "file": j.file_name,
+        "format": j.format,
+        "status": j.job.get("status"),
+        "attempts": j.job.get("attempts"),
+        "pages": j.job.get("counts", {}).get("pages"),
+        "chunks": len(j.tokens),
+        "tokens_embedded": sum(min(n, max_tokens) for n in j.tokens),
+        "parse_seconds": _last_detail(j.job, "parsed").get("parse_seconds"),
+        "embed_seconds": _last_detail(j.job, "indexed").get("embed_seconds"),
+        # seconds after the first upload request at which each event happened
+        "at_s": {status: round(t - started_at, 3) for status, t in times.items() if t is not None},
+    }
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """Linear interpolation between closest ranks (numpy's default)."""
     ordered = sorted(values)
@@ -187,6 +205,7 @@ def build_results(
             },
             "samples": latency,
         },
+        "jobs": [_job_row(j, started_at, max_tokens) for j in jobs],
         "quality": {
             "truncated_chunks": sum(int(_last_detail(j.job, "indexed").get("truncated_chunks", 0)) for j in indexed),
             "truncated_chunks_recounted": sum(1 for j in indexed for n in j.tokens if n > max_tokens),

@@ -45,7 +45,7 @@ async def apply_migrations(url: str, *, service: str, package: str) -> list[str]
             for f in files:
                 if f.name in done:
                     continue
-                await conn.execute(f.read_text())  # type: ignore[arg-type]
+                await conn.execute(f.read_text())
                 await conn.execute("INSERT INTO schema_migrations (service, name) VALUES (%s, %s)", (service, f.name))
                 applied.append(f.name)
     log.info("db.migrated", service=service, applied=applied)

@@ -81,5 +81,5 @@ def mapping_for(error: BaseException) -> ErrorMapping:
     """
     for cls in type(error).__mro__:
         if cls in ERROR_TABLE:
-            return ERROR_TABLE[cls]  # type: ignore[index]
+            return ERROR_TABLE[cls]
     return ERROR_TABLE[RagstreamError]

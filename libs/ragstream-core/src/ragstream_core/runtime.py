@@ -8,9 +8,10 @@ drain. ``ops_routes`` adds ``/healthz`` (alive), ``/readyz`` (dependencies reach
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import structlog
@@ -84,11 +85,18 @@ class FreshContext:
             raise
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``run_service`` decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve_http(app: FastAPI, *, host: str, port: int, stop: asyncio.Event) -> None:
     """Serve ``app`` until ``stop`` is set; every request starts from an empty context."""
     config = uvicorn.Config(FreshContext(app), host=host, port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _Server(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True

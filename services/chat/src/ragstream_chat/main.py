@@ -69,7 +69,7 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     ops_routes(app, {"nats": nats_ready})
     servicer = ChatServicer(ports, default_tenant=settings.default_tenant)
     server = await start_grpc_server(
-        [lambda s: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, s)],
+        [lambda s: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, s)],  # type: ignore[no-untyped-call]
         service_names=["ragstream.v1.ChatService"],
         host=settings.grpc_host,
         port=settings.grpc_port,

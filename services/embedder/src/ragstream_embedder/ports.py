@@ -44,8 +44,17 @@ class EventPublisher(Protocol):
 
 
 class EmbedderPorts(Protocol):
-    objects: ObjectStore
-    model: EmbeddingModel
-    index: Index
-    events: EventPublisher
-    batch_size: int
+    @property
+    def objects(self) -> ObjectStore: ...
+
+    @property
+    def model(self) -> EmbeddingModel: ...
+
+    @property
+    def index(self) -> Index: ...
+
+    @property
+    def events(self) -> EventPublisher: ...
+
+    @property
+    def batch_size(self) -> int: ...

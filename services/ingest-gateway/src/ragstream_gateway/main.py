@@ -64,7 +64,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
     republisher = asyncio.create_task(republish_loop())
     servicer = IngestServicer(ports)
     server = await start_grpc_server(
-        [lambda s: ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, s)],
+        [lambda s: ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, s)],  # type: ignore[no-untyped-call]
         service_names=["ragstream.v1.IngestService"],
         host=settings.grpc_host,
         port=settings.grpc_port,

@@ -19,6 +19,11 @@ class EventPublisher(Protocol):
 
 
 class ParserPorts(Protocol):
-    objects: ObjectStore
-    parser: DocumentParser
-    events: EventPublisher
+    @property
+    def objects(self) -> ObjectStore: ...
+
+    @property
+    def parser(self) -> DocumentParser: ...
+
+    @property
+    def events(self) -> EventPublisher: ...

@@ -144,8 +144,10 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         return job_message(job)
 
     async def ListJobs(
-        self, request: progress_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
-    ) -> progress_pb2.ListJobsResponse:  # type: ignore[type-arg]
+        self,
+        request: progress_pb2.ListJobsRequest,
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    ) -> progress_pb2.ListJobsResponse:
         rows = await self.jobs.list(
             self._tenant(context),
             collection_id=request.collection_id or None,

@@ -60,7 +60,7 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
         jobs, default_tenant=settings.default_tenant, watch_interval_s=settings.watch_interval_s
     )
     server = await start_grpc_server(
-        [lambda s: progress_pb2_grpc.add_ProgressServiceServicer_to_server(servicer, s)],
+        [lambda s: progress_pb2_grpc.add_ProgressServiceServicer_to_server(servicer, s)],  # type: ignore[no-untyped-call]
         service_names=["ragstream.v1.ProgressService"],
         host=settings.grpc_host,
         port=settings.grpc_port,
