@@ -20,8 +20,8 @@ from ragstream_core.telemetry import configure_telemetry
 from ragstream_embedder.handlers import embed_document, search
 from ragstream_embedder.index import VectorIndex
 from ragstream_embedder.model import MiniLMEmbedder
-from ragstream_embedder.settings import EmbedderSettings
 from ragstream_embedder.pooling import PooledModel
+from ragstream_embedder.settings import EmbedderSettings
 from ragstream_embedder.workers import AsyncIndex
 
 log = structlog.get_logger(__name__)
