@@ -4,8 +4,8 @@ A batch is padded to its longest text, so the time depends on how texts are grou
 batches of the same size. Three groupings are timed, each after the same warm-up:
 
 - ``upload_order``: all texts in the order they were uploaded, in batches of ``batch_size``.
-- ``per_document``: each document's texts in batches of ``batch_size``, which are exactly the
-  model calls the embedder service makes.
+- ``per_document``: each document's texts in batches of ``batch_size``: an embedder that
+  batches each document on its own (the service now pools concurrent documents instead).
 - ``length_sorted``: all texts sorted by length, in batches of ``batch_size``: the least
   padding, so the fastest these texts can be embedded with this model and batch size.
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from ragstream_embedder.model import MAX_TOKENS, MiniLMEmbedder
 
-BASELINES = ("upload_order", "per_document", "length_sorted")
+BASELINES = ("length_sorted", "per_document", "upload_order")
 
 
 def batches_of(documents: list[list[str]], tokens: dict[str, int], baseline: str, size: int) -> list[list[str]]:

@@ -37,7 +37,7 @@ def test_written_points_are_invisible_until_activated(index: VectorIndex) -> Non
     index.upsert(points("d", 1, 3), np.stack([vector(i) for i in range(3)]))
 
     before = index.search(vector(0), tenant_id="t", collection_id="c", top_k=5)
-    index.activate("t", "d", 1)
+    index.activate("t", "d", 1, 3)
     after = index.search(vector(0), tenant_id="t", collection_id="c", top_k=5)
 
     assert before == []
@@ -56,11 +56,11 @@ def test_rewriting_the_same_chunks_does_not_duplicate_points(index: VectorIndex)
 
 def test_new_version_replaces_old_only_when_activated(index: VectorIndex) -> None:
     index.upsert(points("d", 1, 2), np.stack([vector(1), vector(2)]))
-    index.activate("t", "d", 1)
+    index.activate("t", "d", 1, 2)
 
     index.upsert(points("d", 2, 3), np.stack([vector(1), vector(2), vector(3)]))
     during = {h.payload["version"] for h in index.search(vector(1), tenant_id="t", collection_id="c", top_k=10)}
-    removed = index.activate("t", "d", 2)
+    removed = index.activate("t", "d", 2, 3)
     after = {h.payload["version"] for h in index.search(vector(1), tenant_id="t", collection_id="c", top_k=10)}
 
     assert during == {1}
@@ -74,8 +74,31 @@ def test_search_never_crosses_tenants_or_collections(index: VectorIndex) -> None
     index.upsert(points("b", 1, 1, tenant="B"), np.stack([vector(5)]))
     index.upsert(points("c", 1, 1, tenant="A", collection="other"), np.stack([vector(5)]))
     for tenant, document in (("A", "a"), ("B", "b"), ("A", "c")):
-        index.activate(tenant, document, 1)
+        index.activate(tenant, document, 1, 1)
 
     hits = index.search(vector(5), tenant_id="A", collection_id="c", top_k=10)
 
     assert [h.payload["document_id"] for h in hits] == ["a"]
+
+
+def test_a_late_older_version_never_replaces_the_active_one(index: VectorIndex) -> None:
+    index.upsert(points("d", 2, 2), np.stack([vector(1), vector(2)]))
+    index.activate("t", "d", 2, 2)
+    index.upsert(points("d", 1, 3), np.stack([vector(1), vector(2), vector(3)]))
+
+    index.activate("t", "d", 1, 3)
+
+    assert index.count("t", "d") == {2: 2}
+    assert {h.payload["version"] for h in index.search(vector(1), tenant_id="t", collection_id="c", top_k=10)} == {2}
+
+
+def test_activating_twice_changes_nothing(index: VectorIndex) -> None:
+    index.upsert(points("d", 1, 2), np.stack([vector(1), vector(2)]))
+    index.activate("t", "d", 1, 2)
+    index.upsert(points("d", 2, 1), np.stack([vector(3)]))
+
+    first = index.activate("t", "d", 2, 1)
+    second = index.activate("t", "d", 2, 1)
+
+    assert (first, second) == (2, 0)
+    assert index.count("t", "d") == {2: 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -59,25 +60,31 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
         )
         for c in chunks
     ]
-    # slices of a few batches: the model pools them with other documents' slices, and each
-    # finished slice is reported, so a long document shows steady progress
-    step = ports.batch_size * 2
-    for start in range(0, total, step):
-        end = min(start + step, total)
+    # All slices are queued at once, so the model pools them with other documents' chunks into
+    # length-sorted batches; each finished slice is stored and reported, so a long document
+    # shows steady progress.
+    done = 0
+
+    async def embed_slice(start: int, end: int) -> None:
+        nonlocal done
         vectors = await ports.model.embed(texts[start:end])
         await ports.index.upsert(points[start:end], vectors)
-        if end < total:
+        done += end - start
+        if done < total:
             await ports.events.publish(
                 StageProgress(
                     meta=next_meta(meta),
                     stage="embedding",
-                    done=end,
+                    done=done,
                     total=total,
                     unit="chunks",
                     attempt=delivery.attempt,
                 )
             )
-    removed = await ports.index.activate(meta.tenant_id, meta.document_id, meta.version)
+
+    step = ports.batch_size * 2
+    await asyncio.gather(*(embed_slice(i, min(i + step, total)) for i in range(0, total, step)))
+    removed = await ports.index.activate(meta.tenant_id, meta.document_id, meta.version, total)
     elapsed = time.perf_counter() - started
     CHUNKS.inc(total)
     TOKENS.inc(sum(min(n, MAX_TOKENS) for n in tokens))

@@ -2,15 +2,18 @@
 
 Versions swap atomically for readers. A new version's points are written with
 ``active=False`` (invisible to search), then one payload update activates them all, then the
-older versions' points are deleted. Search reads only active points and, in the short window
-where two active versions of a document exist, keeps only the newest: a reader sees the old
-version or the new one, never a mix and never neither.
+previously active version's points are deleted. A small registry collection keeps each
+document's active version and chunk count, so every step addresses points by id. Search reads
+only active points and, in the short window where two active versions of a document exist,
+keeps only the newest: a reader sees the old version or the new one, never a mix and never
+neither.
 
 Point ids derive from (document_id, version, chunk_index): rewriting a chunk is idempotent.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,13 @@ from qdrant_client import QdrantClient
 from qdrant_client.http import models as qm
 
 from ragstream_core.events import point_id
+
+_REGISTRY_NAMESPACE = uuid.UUID("0b7e4c1a-58f2-4d8e-9c3b-2a6f1e9d7c55")
+
+
+def registry_id(tenant_id: str, document_id: str) -> str:
+    """The id of a document's entry in the registry of active versions."""
+    return str(uuid.uuid5(_REGISTRY_NAMESPACE, f"{tenant_id}:{document_id}"))
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,11 @@ class VectorIndex:
             path.mkdir(parents=True, exist_ok=True)
             self.client = QdrantClient(path=str(path))
         self.collection = collection
+        self.registry = f"{collection}_documents"
         self.dimensions = dimensions
+        if not self.client.collection_exists(self.registry):
+            # one point per document: its active version and chunk count
+            self.client.create_collection(self.registry, vectors_config={})
         if not self.client.collection_exists(collection):
             self.client.create_collection(
                 collection, vectors_config=qm.VectorParams(size=dimensions, distance=qm.Distance.COSINE)
@@ -99,23 +113,46 @@ class VectorIndex:
             wait=True,
         )
 
-    def activate(self, tenant_id: str, document_id: str, version: int) -> int:
-        """Make ``version`` the searchable one and delete the document's other versions.
+    def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int:
+        """Make ``version`` the searchable one and delete the previously active version.
 
-        Returns the number of points removed. Idempotent.
+        Every step addresses points by id (no filter scans, which embedded Qdrant runs in
+        Python over every point). Idempotent; a version older than the active one is not
+        activated but deleted, so a late redelivery never rolls a document back. Returns the
+        number of points removed.
         """
-        document = [_match("tenant_id", tenant_id), _match("document_id", document_id)]
-        self.client.set_payload(
-            self.collection,
-            payload={"active": True},
-            points=qm.Filter(must=[*document, _match("version", version)]),
+        new_ids: list[qm.ExtendedPointId] = [point_id(document_id, version, i) for i in range(chunk_count)]
+        entry_id = registry_id(tenant_id, document_id)
+        entries = self.client.retrieve(self.registry, [entry_id], with_payload=True)
+        active = dict(entries[0].payload or {}) if entries else None
+        if active is not None and int(active["version"]) > version:
+            self.client.delete(self.collection, points_selector=qm.PointIdsList(points=new_ids), wait=True)
+            return len(new_ids)
+        if new_ids:
+            self.client.set_payload(
+                self.collection, payload={"active": True}, points=qm.PointIdsList(points=new_ids), wait=True
+            )
+        stale: list[qm.ExtendedPointId] = []
+        if active is not None and int(active["version"]) != version:
+            stale = [point_id(document_id, int(active["version"]), i) for i in range(int(active["chunk_count"]))]
+            self.client.delete(self.collection, points_selector=qm.PointIdsList(points=stale), wait=True)
+        self.client.upsert(
+            self.registry,
+            points=[
+                qm.PointStruct(
+                    id=entry_id,
+                    vector={},
+                    payload={
+                        "tenant_id": tenant_id,
+                        "document_id": document_id,
+                        "version": version,
+                        "chunk_count": chunk_count,
+                    },
+                )
+            ],
             wait=True,
         )
-        stale = qm.Filter(must=document, must_not=[_match("version", version)])
-        removed = self.client.count(self.collection, count_filter=stale, exact=True).count
-        if removed:
-            self.client.delete(self.collection, points_selector=qm.FilterSelector(filter=stale), wait=True)
-        return removed
+        return len(stale)
 
     def count(self, tenant_id: str, document_id: str) -> dict[int, int]:
         """Points per version of one document (active or not)."""

@@ -53,12 +53,15 @@ class PooledModel:
     same texts (batching changes only which texts share a call, and padding is masked out).
     """
 
-    def __init__(self, model: MiniLMEmbedder, *, batch_size: int = 32, round_size: int = 256) -> None:
+    def __init__(
+        self, model: MiniLMEmbedder, *, batch_size: int = 32, round_size: int = 512, linger_s: float = 0.02
+    ) -> None:
         self._model = model
         self.name = model.name
         self.dimensions = model.dimensions
         self.batch_size = batch_size
         self.round_size = round_size
+        self.linger_s = linger_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._chunks: deque[_Item] = deque()
         self._urgent: deque[_Item] = deque()
@@ -104,6 +107,9 @@ class PooledModel:
                 if self._urgent:
                     await self._run_batch(self._take(self._urgent, self.batch_size))
                     continue
+                if len(self._chunks) < self.round_size and self.linger_s:
+                    # documents arrive one after another: a moment's wait fills the round
+                    await asyncio.sleep(self.linger_s)
                 round_items = self._take(self._chunks, self.round_size)
                 lengths = await self.count_tokens([call.texts[i] for call, i in round_items])
                 ordered = [item for _, item in sorted(zip(lengths, round_items, strict=True), key=lambda p: p[0])]

@@ -18,6 +18,6 @@ class EmbedderSettings(BaseSettings):
     qdrant_api_key: str = Field("", description="Qdrant API key (server mode).")
     qdrant_collection: str = Field("ragstream_chunks", description="Qdrant collection of all chunks.")
     batch_size: int = Field(32, gt=0, description="Chunks per model call.")
-    pull_batch: int = Field(4, gt=0, description="Documents in flight at once; their chunks share batches.")
-    pool_round: int = Field(256, gt=0, description="Chunks sorted by length together before batching.")
+    pull_batch: int = Field(16, gt=0, description="Documents in flight at once; their chunks share batches.")
+    pool_round: int = Field(512, gt=0, description="Chunks sorted by length together before batching.")
     threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores.")

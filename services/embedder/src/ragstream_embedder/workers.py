@@ -34,8 +34,8 @@ class AsyncIndex(_OnThread):
     async def upsert(self, points: list[ChunkPoint], vectors: NDArray[np.float32]) -> None:
         await self._call(self._index.upsert, points, vectors)
 
-    async def activate(self, tenant_id: str, document_id: str, version: int) -> int:
-        result: int = await self._call(self._index.activate, tenant_id, document_id, version)
+    async def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int:
+        result: int = await self._call(self._index.activate, tenant_id, document_id, version, chunk_count)
         return result
 
     async def search(
