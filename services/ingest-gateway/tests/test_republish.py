@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from ragstream_core.bus import Bus
 from ragstream_core.proto.ragstream.v1.events_pb2 import DocUploaded
+from ragstream_devstack.servers import NatsServer
 from ragstream_devstack.testing import eventually, new_id
-from ragstream_gateway.handlers import republish_unpublished
+from ragstream_gateway.handlers import Upload, accept_upload, republish_unpublished
 from ragstream_gateway.media import MARKDOWN
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.repository import VersionRow
@@ -121,3 +125,20 @@ async def test_version_younger_than_the_delay_is_not_republished(
     row = await patient.documents.get_version("default", unannounced.document_id, unannounced.version)
     assert row is not None
     assert row.published_at is None
+
+
+async def test_upload_while_nats_is_down_is_accepted_and_announced_once_it_is_back(
+    make_ports: Callable[..., GatewayPorts], isolated_nats: NatsServer, bus: Bus, uploaded_events: ReadEvents
+) -> None:
+    ports = make_ports(GatewaySettings(republish_after_s=0.001))
+    upload = Upload("default", new_id("col"), "outage.md", io.BytesIO(f"# Outage {new_id()}\n".encode()))
+    isolated_nats.stop()
+
+    accepted = await accept_upload(upload, ports)
+    isolated_nats.start()  # same port, same JetStream store
+    await eventually(lambda: asyncio.sleep(0, bus.nc.is_connected), bool, within_s=20)
+    announced = await republish_until_announced(ports, accepted.version.job_id, uploaded_events)
+
+    assert accepted.unchanged is False
+    assert announced.meta.document_id == accepted.version.document_id
+    assert len(await uploaded_events(accepted.version.job_id)) == 1

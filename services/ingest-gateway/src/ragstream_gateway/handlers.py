@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
+import nats.errors
 import structlog
 
 from ragstream_core.errors import EmptyUpload, InvalidInput, UploadTooLarge
@@ -95,8 +96,8 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
 
     Idempotent for content: the object key is the SHA-256 of the bytes, and the same bytes in
     the same collection return the version that holds them (unless ``force``). The event is
-    published after the version is recorded; a crash between the two is repaired by
-    ``republish_unpublished``.
+    published after the version is recorded; if NATS is unreachable, or the process dies in
+    between, ``republish_unpublished`` sends it later (the version row is the outbox).
     """
     settings = ports.settings
     sha256, size = fingerprint(upload.source, max_bytes=settings.max_upload_bytes)
@@ -122,7 +123,12 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
         dimensions=settings.embedding_dimensions,
     )
     structlog.contextvars.bind_contextvars(job_id=row.job_id)
-    await ports.events.publish(document_uploaded(row))
+    try:
+        await ports.events.publish(document_uploaded(row))
+    except (nats.errors.Error, TimeoutError) as exc:
+        # the version is recorded (an outbox row): republish_unpublished sends it once NATS is back
+        log.warning("upload.publish_deferred", error=str(exc) or type(exc).__name__)
+        return UploadResult(row, unchanged=False)
     await ports.documents.mark_published(row.job_id)
     log.info(
         "upload.accepted", document_id=row.document_id, version=row.version, size_bytes=size, media_type=media_type
