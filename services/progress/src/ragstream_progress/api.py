@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ragstream_core.errors import NotFound
 from ragstream_core.grpc_server import tenant_from
 from ragstream_core.proto.ragstream.v1 import progress_pb2, progress_pb2_grpc
 from ragstream_core.runtime import error_handlers
+from ragstream_progress.feed import ChangeSignal, watch_changes
 from ragstream_progress.projection import JobStore
 
 router = APIRouter(prefix="/v1")
@@ -67,6 +71,72 @@ def tenant_of(request: Request, x_tenant_id: Annotated[str | None, Header()] = N
 Tenant = Annotated[str, Depends(tenant_of)]
 
 
+def feed_item(job: dict[str, Any] | None) -> dict[str, Any]:
+    if job is None:
+        return {"type": "heartbeat"}
+    return {"type": "job", "position": int(job["change_seq"]), "job": job_body(job)}
+
+
+@router.get("/jobs/events")
+async def job_events(
+    request: Request,
+    jobs: Jobs,
+    tenant: Tenant,
+    collection_id: str | None = None,
+    job_id: str | None = None,
+    after: int = 0,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Server-sent events: every job change after ``after`` (or ``Last-Event-ID``), then live."""
+    signal: ChangeSignal = request.app.state.signal
+    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+
+    async def stream() -> AsyncIterator[str]:
+        async for job in watch_changes(jobs, signal, tenant, after=start, collection_id=collection_id, job_id=job_id):
+            item = feed_item(job)
+            if job is None:
+                yield ": heartbeat\n\n"
+            else:
+                yield f"id: {item['position']}\nevent: job\ndata: {json.dumps(item['job'])}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.websocket("/jobs/stream")
+async def job_stream(
+    websocket: WebSocket,
+    collection_id: str | None = None,
+    job_id: str | None = None,
+    after: int = 0,
+) -> None:
+    """WebSocket: every job change after ``after``, then live; each message carries its position."""
+    app = websocket.app
+    tenant = websocket.headers.get("x-tenant-id") or str(app.state.default_tenant)
+    await websocket.accept()
+
+    async def send_changes() -> None:
+        async for job in watch_changes(
+            app.state.jobs, app.state.signal, tenant, after=after, collection_id=collection_id, job_id=job_id
+        ):
+            await websocket.send_json(feed_item(job))
+
+    async def until_disconnected() -> None:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass  # clients have nothing to say; anything they send is ignored
+
+    tasks = {asyncio.create_task(send_changes()), asyncio.create_task(until_disconnected())}
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = task.exception()
+            # a client that went away ends the feed; anything else (the database) is an error
+            if error is not None and not isinstance(error, WebSocketDisconnect | RuntimeError):
+                raise error
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, jobs: Jobs, tenant: Tenant) -> dict[str, Any]:
     """One job: status, percent, counts, timestamps, error and history."""
@@ -89,9 +159,10 @@ async def list_jobs(
     return {"jobs": [job_body(r) for r in rows]}
 
 
-def create_app(jobs: JobStore, *, default_tenant: str) -> FastAPI:
+def create_app(jobs: JobStore, *, default_tenant: str, signal: ChangeSignal | None = None) -> FastAPI:
     app = FastAPI(title="ragstream progress", version="0.1.0")
     app.state.jobs = jobs
+    app.state.signal = signal
     app.state.default_tenant = default_tenant
     error_handlers(app)
     app.include_router(router)

@@ -18,6 +18,7 @@ from ragstream_core.proto.ragstream.v1 import progress_pb2_grpc
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.telemetry import configure_telemetry
 from ragstream_progress.api import ProgressServicer, create_app
+from ragstream_progress.feed import ChangeSignal
 from ragstream_progress.handlers import project_event
 from ragstream_progress.projection import JobStore
 from ragstream_progress.settings import ProgressSettings
@@ -45,7 +46,9 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
         subject=EVENTS_SUBJECTS,
         fail_jobs=False,
     )
-    app = create_app(jobs, default_tenant=settings.default_tenant)
+    signal = ChangeSignal(core.postgres_url)
+    await signal.start()
+    app = create_app(jobs, default_tenant=settings.default_tenant, signal=signal)
 
     async def postgres_ready() -> None:
         async with pool.connection() as conn:
@@ -70,6 +73,7 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
         await serve_http(app, host=settings.http_host, port=settings.http_port, stop=stop)
     finally:
         await server.stop(grace=5)
+        await signal.stop()
         await bus.stop()
         await pool.close()
 

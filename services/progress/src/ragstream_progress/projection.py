@@ -87,11 +87,11 @@ _UPSERT = """
 INSERT INTO progress.jobs AS j (
     job_id, tenant_id, collection_id, document_id, version, file_name, status, stage_rank, percent,
     pages, chunks, chunks_embedded, attempts, error_stage, error_reason, trace_id, timestamps,
-    created_at, updated_at)
+    created_at, updated_at, change_seq)
 VALUES (%(job_id)s, %(tenant_id)s, %(collection_id)s, %(document_id)s, %(version)s, %(file_name)s,
     %(status)s, %(rank)s, %(percent)s, %(pages)s, %(chunks)s, %(chunks_embedded)s, %(attempts)s,
     %(error_stage)s, %(error_reason)s, %(trace_id)s, jsonb_build_object(%(status)s::text, %(at)s::text),
-    %(at)s::timestamptz, %(at)s::timestamptz)
+    %(at)s::timestamptz, %(at)s::timestamptz, nextval('progress.change_seq'))
 ON CONFLICT (job_id) DO UPDATE SET
     status = CASE WHEN EXCLUDED.stage_rank >= j.stage_rank THEN EXCLUDED.status ELSE j.status END,
     stage_rank = GREATEST(j.stage_rank, EXCLUDED.stage_rank),
@@ -108,8 +108,12 @@ ON CONFLICT (job_id) DO UPDATE SET
     timestamps = CASE WHEN j.timestamps ? EXCLUDED.status THEN j.timestamps
                       ELSE j.timestamps || jsonb_build_object(EXCLUDED.status, %(at)s::text) END,
     created_at = LEAST(j.created_at, EXCLUDED.created_at),
-    updated_at = GREATEST(j.updated_at, EXCLUDED.updated_at)
+    updated_at = GREATEST(j.updated_at, EXCLUDED.updated_at),
+    change_seq = EXCLUDED.change_seq
 """
+
+CHANGES_CHANNEL = "ragstream_job_changes"
+_APPLY_LOCK = 0x5241_4753  # "RAGS"
 
 
 class JobStore:
@@ -124,6 +128,9 @@ class JobStore:
         change = transition_of(event)
         at_text = meta.occurred_at.ToJsonString()
         async with self.pool.connection() as conn, conn.transaction():
+            # one change at a time, across handlers and replicas: change numbers commit in order,
+            # which is what lets a feed client resume from the last number it saw
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPLY_LOCK,))
             cur = await conn.execute(
                 "INSERT INTO progress.job_events"
                 " (event_id, job_id, status, stream_sequence, trace_id, occurred_at, detail)"
@@ -162,7 +169,33 @@ class JobStore:
                     "at": at_text,
                 },
             )
+            await conn.execute("SELECT pg_notify(%s, '')", (CHANGES_CHANNEL,))
         return True
+
+    async def changes_since(
+        self,
+        tenant_id: str,
+        position: int,
+        *,
+        collection_id: str | None = None,
+        job_id: str | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """Jobs changed after ``position`` (their latest state), in the order of their changes."""
+        clauses = ["tenant_id = %s", "change_seq > %s"]
+        params: list[Any] = [tenant_id, position]
+        if collection_id:
+            clauses.append("collection_id = %s")
+            params.append(collection_id)
+        if job_id:
+            clauses.append("job_id = %s")
+            params.append(job_id)
+        params.append(limit)
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                f"SELECT * FROM progress.jobs WHERE {' AND '.join(clauses)} ORDER BY change_seq LIMIT %s", params
+            )
+            return await cur.fetchall()
 
     async def get(self, tenant_id: str, job_id: str) -> dict[str, Any] | None:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
