@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from ragstream_devstack.e2e import Client, long_markdown
 from ragstream_devstack.stack import Stack
 from ragstream_devstack.testing import new_id
@@ -38,22 +40,18 @@ async def upload_batch(client: Client, collection: str, count: int, *, seed: int
     return job_ids
 
 
-async def test_embedder_killed_mid_batch_loses_and_duplicates_nothing(client: Client, stack: Stack) -> None:
-    job_ids = await upload_batch(client, new_id("crash-embed"), 5, seed=1)
-    await wait_for_status(client, job_ids, "embedding")
+@pytest.mark.parametrize(
+    ("service", "busy_status", "documents"),
+    [("embedder", "embedding", 5), ("parser", "parsing", 8)],
+)
+async def test_stage_killed_mid_batch_loses_and_duplicates_nothing(
+    client: Client, stack: Stack, service: str, busy_status: str, documents: int
+) -> None:
+    job_ids = await upload_batch(client, new_id(f"crash-{service}"), documents, seed=len(service))
+    await wait_for_status(client, job_ids, busy_status)
 
-    stack.kill_service("embedder")
-    stack.start_service("embedder")
-
-    await assert_all_indexed_exactly_once(client, job_ids)
-
-
-async def test_parser_killed_mid_batch_loses_and_duplicates_nothing(client: Client, stack: Stack) -> None:
-    job_ids = await upload_batch(client, new_id("crash-parse"), 8, seed=2)
-    await wait_for_status(client, job_ids, "parsing")
-
-    stack.kill_service("parser")
-    stack.start_service("parser")
+    stack.kill_service(service)
+    stack.start_service(service)
 
     await assert_all_indexed_exactly_once(client, job_ids)
 

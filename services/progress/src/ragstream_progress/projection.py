@@ -172,6 +172,24 @@ class JobStore:
             await conn.execute("SELECT pg_notify(%s, '')", (CHANGES_CHANNEL,))
         return True
 
+    async def _select_jobs(
+        self, tenant_id: str, filters: dict[str, Any], *, order: str, limit: int
+    ) -> list[dict[str, Any]]:
+        """Jobs of one tenant matching ``filters`` (column = value; ``change_seq`` means after)."""
+        clauses = ["tenant_id = %s"]
+        params: list[Any] = [tenant_id]
+        for column, value in filters.items():
+            if value is None or value == "":
+                continue
+            clauses.append(f"{column} > %s" if column == "change_seq" else f"{column} = %s")
+            params.append(value)
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                f"SELECT * FROM progress.jobs WHERE {' AND '.join(clauses)} ORDER BY {order} LIMIT %s",
+                [*params, limit],
+            )
+            return await cur.fetchall()
+
     async def changes_since(
         self,
         tenant_id: str,
@@ -182,20 +200,8 @@ class JobStore:
         limit: int = 500,
     ) -> list[dict[str, Any]]:
         """Jobs changed after ``position`` (their latest state), in the order of their changes."""
-        clauses = ["tenant_id = %s", "change_seq > %s"]
-        params: list[Any] = [tenant_id, position]
-        if collection_id:
-            clauses.append("collection_id = %s")
-            params.append(collection_id)
-        if job_id:
-            clauses.append("job_id = %s")
-            params.append(job_id)
-        params.append(limit)
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                f"SELECT * FROM progress.jobs WHERE {' AND '.join(clauses)} ORDER BY change_seq LIMIT %s", params
-            )
-            return await cur.fetchall()
+        filters = {"change_seq": position, "collection_id": collection_id, "job_id": job_id}
+        return await self._select_jobs(tenant_id, filters, order="change_seq", limit=limit)
 
     async def get(self, tenant_id: str, job_id: str) -> dict[str, Any] | None:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -214,18 +220,6 @@ class JobStore:
     async def list(
         self, tenant_id: str, *, collection_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
-        clauses = ["tenant_id = %s"]
-        params: list[Any] = [tenant_id]
-        if collection_id:
-            clauses.append("collection_id = %s")
-            params.append(collection_id)
-        if status:
-            clauses.append("status = %s")
-            params.append(status)
-        params.append(limit)
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                f"SELECT * FROM progress.jobs WHERE {' AND '.join(clauses)} ORDER BY created_at DESC LIMIT %s",
-                params,
-            )
-            return await cur.fetchall()
+        """Jobs, newest first."""
+        filters = {"collection_id": collection_id, "status": status}
+        return await self._select_jobs(tenant_id, filters, order="created_at DESC", limit=limit)
