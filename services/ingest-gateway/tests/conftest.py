@@ -10,11 +10,11 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from ragstream_core.bus import Bus
-from ragstream_core.db import apply_migrations, open_pool
 from ragstream_core.events import EVENTS_STREAM, SUBJECT_OF
 from ragstream_core.proto.ragstream.v1.events_pb2 import DocUploaded
 from ragstream_core.storage import LocalObjectStore, ObjectStore
 from ragstream_devstack.servers import Postgres
+from ragstream_devstack.testing import migrated_pool
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.repository import DocumentRepository
 from ragstream_gateway.settings import GatewaySettings
@@ -33,10 +33,8 @@ class Ports:
 @pytest.fixture(scope="session")
 async def gateway_pool(postgres: Postgres) -> AsyncIterator[AsyncConnectionPool]:
     """A pool on the session PostgreSQL, with the gateway's tables."""
-    await apply_migrations(postgres.url, service="gateway", package="ragstream_gateway")
-    pool = await open_pool(postgres.url)
-    yield pool
-    await pool.close()
+    async with migrated_pool(postgres.url, service="gateway", package="ragstream_gateway") as pool:
+        yield pool
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import pytest
 from google.protobuf.message import Message
 from psycopg_pool import AsyncConnectionPool
 
-from ragstream_core.db import apply_migrations, open_pool
 from ragstream_core.events import stamp
 from ragstream_core.proto.ragstream.v1.events_pb2 import (
     DocParsed,
@@ -21,7 +20,7 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import (
     StageProgress,
 )
 from ragstream_devstack.servers import Postgres
-from ragstream_devstack.testing import new_id
+from ragstream_devstack.testing import migrated_pool, new_id
 from ragstream_progress.projection import JobStore
 
 
@@ -106,10 +105,8 @@ NewJob = Callable[..., JobEvents]
 @pytest.fixture(scope="session")
 async def progress_pool(postgres: Postgres) -> AsyncIterator[AsyncConnectionPool]:
     """A pool on the session PostgreSQL, with the projection's tables."""
-    await apply_migrations(postgres.url, service="progress", package="ragstream_progress")
-    pool = await open_pool(postgres.url)
-    yield pool
-    await pool.close()
+    async with migrated_pool(postgres.url, service="progress", package="ragstream_progress") as pool:
+        yield pool
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 from google.protobuf.message import Message
 from psycopg_pool import AsyncConnectionPool
 
+from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import progress_pb2, progress_pb2_grpc
 from ragstream_devstack.servers import free_port
 from ragstream_devstack.testing import new_id
@@ -22,13 +23,15 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="module")
 async def progress_stub(progress_pool: AsyncConnectionPool) -> AsyncIterator[progress_pb2_grpc.ProgressServiceStub]:
-    """A client of a gRPC server running the servicer over the session PostgreSQL."""
-    server = grpc.aio.server()
+    """A client of a gRPC server built as the service builds it, over the session PostgreSQL."""
     servicer = ProgressServicer(JobStore(progress_pool), default_tenant="default", watch_interval_s=0.02)
-    progress_pb2_grpc.add_ProgressServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     port = free_port()
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
+    server = await start_grpc_server(
+        [lambda s: progress_pb2_grpc.add_ProgressServiceServicer_to_server(servicer, s)],  # type: ignore[no-untyped-call]
+        service_names=["ragstream.v1.ProgressService"],
+        host="127.0.0.1",
+        port=port,
+    )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield progress_pb2_grpc.ProgressServiceStub(channel)  # type: ignore[no-untyped-call]
     await server.stop(grace=None)

@@ -58,6 +58,7 @@ from ragstream_core.events import (
     stamp,
 )
 from ragstream_core.proto.ragstream.v1.events_pb2 import JobFailed
+from ragstream_core.settings import CoreSettings
 from ragstream_core.telemetry import DEAD_LETTERS, FAILURES, IN_FLIGHT, MESSAGES, STAGE_DURATION
 
 log = structlog.get_logger(__name__)
@@ -99,6 +100,22 @@ class Bus:
         self.retry_delay_s = retry_delay_s
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def from_settings(cls, settings: CoreSettings, *, service: str) -> Bus:
+        """Connect with the URL, delivery limit, ack wait and retry delay of ``settings``."""
+        return await cls.connect(
+            settings.nats_url,
+            service=service,
+            max_deliver=settings.max_deliver,
+            ack_wait_s=settings.ack_wait_s,
+            retry_delay_s=settings.retry_delay_s,
+        )
+
+    async def check(self) -> None:
+        """Readiness: raise if the connection to NATS is down."""
+        if not self.nc.is_connected:
+            raise ConnectionError("not connected to NATS")
 
     @classmethod
     async def connect(

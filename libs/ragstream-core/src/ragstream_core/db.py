@@ -25,6 +25,12 @@ async def open_pool(url: str, *, max_size: int = 5) -> AsyncConnectionPool:
     return pool
 
 
+async def check_pool(pool: AsyncConnectionPool) -> None:
+    """Readiness: raise if the database does not answer a trivial query."""
+    async with pool.connection() as conn:
+        await conn.execute("SELECT 1")
+
+
 async def apply_migrations(url: str, *, service: str, package: str) -> list[str]:
     """Apply the SQL files of ``package``/migrations not yet applied; returns their names."""
     files = sorted(

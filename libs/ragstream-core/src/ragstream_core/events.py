@@ -84,10 +84,15 @@ def next_meta(meta: EventMeta) -> EventMeta:
     return out
 
 
-def now_timestamp() -> Timestamp:
+def timestamp_of(value: datetime) -> Timestamp:
+    """``value`` as a protobuf ``Timestamp``."""
     ts = Timestamp()
-    ts.FromDatetime(datetime.now(UTC))
+    ts.FromDatetime(value)
     return ts
+
+
+def now_timestamp() -> Timestamp:
+    return timestamp_of(datetime.now(UTC))
 
 
 def point_id(document_id: str, version: int, chunk_index: int) -> str:

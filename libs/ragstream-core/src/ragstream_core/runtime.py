@@ -57,11 +57,15 @@ def error_handlers(app: FastAPI) -> None:
     """Answer every ``RagstreamError`` with its status from ``ERROR_TABLE`` and a readable body."""
 
     async def on_error(_: Any, exc: Exception) -> JSONResponse:
-        mapping = mapping_for(exc)
-        body = {"error": type(exc).__name__, "detail": str(exc), "trace_id": current_trace_id()}
-        return JSONResponse(body, status_code=mapping.http_status)
+        return error_response(exc)
 
     app.add_exception_handler(RagstreamError, on_error)
+
+
+def error_response(error: Exception) -> JSONResponse:
+    """The HTTP answer to a domain error: its ``ERROR_TABLE`` status, type, message and trace id."""
+    body = {"error": type(error).__name__, "detail": str(error), "trace_id": current_trace_id()}
+    return JSONResponse(body, status_code=mapping_for(error).http_status)
 
 
 class FreshContext:

@@ -7,6 +7,7 @@ in a temporary directory. Tests make their own ids, so they share the servers sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from ragstream_devstack.servers import NatsServer, Postgres, free_port
 
@@ -42,6 +44,19 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     server = Postgres(tmp_path_factory.mktemp("pg")).start()
     yield server
     server.stop()
+
+
+@contextlib.asynccontextmanager
+async def migrated_pool(url: str, *, service: str, package: str) -> AsyncIterator[AsyncConnectionPool]:
+    """A pool on ``url`` after applying ``package``'s migrations (idempotent)."""
+    from ragstream_core.db import apply_migrations, open_pool
+
+    await apply_migrations(url, service=service, package=package)
+    pool = await open_pool(url)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 def new_id(prefix: str = "t") -> str:

@@ -46,7 +46,7 @@ def build_answerer(settings: ChatSettings) -> Answerer:
 async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     core = settings.core
     configure_telemetry("chat", core)
-    bus = await Bus.connect(core.nats_url, service="chat")
+    bus = await Bus.from_settings(core, service="chat")
     ports = Ports(
         Retriever(bus, timeout_s=settings.search_timeout_s, cache_entries=settings.cache_entries),
         build_answerer(settings),
@@ -62,11 +62,7 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     await bus.nc.subscribe(SUBJECT_OF[IndexUpdated], cb=on_message)
     app = create_app(ports, default_tenant=settings.default_tenant)
 
-    async def nats_ready() -> None:
-        if not bus.nc.is_connected:
-            raise ConnectionError("not connected to NATS")
-
-    ops_routes(app, {"nats": nats_ready})
+    ops_routes(app, {"nats": bus.check})
     servicer = ChatServicer(ports, default_tenant=settings.default_tenant)
     server = await start_grpc_server(
         [lambda s: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, s)],  # type: ignore[no-untyped-call]

@@ -54,21 +54,11 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
             dimensions=model.dimensions,
         )
     )
-    bus = await Bus.connect(
-        core.nats_url,
-        service="embedder",
-        max_deliver=core.max_deliver,
-        ack_wait_s=core.ack_wait_s,
-        retry_delay_s=core.retry_delay_s,
-    )
+    bus = await Bus.from_settings(core, service="embedder")
     ports = Ports(open_object_store(core), model, index, bus, settings.batch_size)
     app = FastAPI(title="ragstream embedder")
 
-    async def nats_ready() -> None:
-        if not bus.nc.is_connected:
-            raise ConnectionError("not connected to NATS")
-
-    ops_routes(app, {"nats": nats_ready, "objects": ports.objects.check})
+    ops_routes(app, {"nats": bus.check, "objects": ports.objects.check})
 
     @app.get("/v1/tenants/{tenant_id}/documents/{document_id}/points")
     async def document_points(tenant_id: str, document_id: str) -> dict[str, Any]:

@@ -28,8 +28,10 @@ class _Call:
     vectors: NDArray[np.float32] = field(init=False)
     remaining: int = field(init=False)
 
+    dimensions: int = 384
+
     def __post_init__(self) -> None:
-        self.vectors = np.zeros((len(self.texts), 384), dtype=np.float32)
+        self.vectors = np.zeros((len(self.texts), self.dimensions), dtype=np.float32)
         self.remaining = len(self.texts)
 
     def fill(self, index: int, vector: NDArray[np.float32]) -> None:
@@ -72,7 +74,7 @@ class PooledModel:
         """Unit-length vectors of ``texts``; ``urgent`` (queries) jumps the queue of chunks."""
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        call = _Call(texts, asyncio.get_running_loop().create_future())
+        call = _Call(texts, asyncio.get_running_loop().create_future(), self.dimensions)
         (self._urgent if urgent else self._chunks).extend((call, i) for i in range(len(texts)))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="model-pool")

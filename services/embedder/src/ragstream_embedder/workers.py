@@ -18,18 +18,15 @@ from ragstream_embedder.index import ChunkPoint, Hit, VectorIndex
 T = TypeVar("T")
 
 
-class _OnThread:
-    def __init__(self, name: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+class AsyncIndex:
+    """``VectorIndex`` with every call on the one index thread."""
+
+    def __init__(self, index: VectorIndex) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")
+        self._index = index
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-
-class AsyncIndex(_OnThread):
-    def __init__(self, index: VectorIndex) -> None:
-        super().__init__("index")
-        self._index = index
 
     async def upsert(self, points: list[ChunkPoint], vectors: NDArray[np.float32]) -> None:
         await self._call(self._index.upsert, points, vectors)

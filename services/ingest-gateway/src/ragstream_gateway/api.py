@@ -7,11 +7,12 @@ from typing import Annotated, Any
 import grpc
 from fastapi import APIRouter, Depends, FastAPI, File, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from ragstream_core.errors import NotFound, UploadTooLarge
+from ragstream_core.events import timestamp_of
 from ragstream_core.grpc_server import tenant_from
 from ragstream_core.proto.ragstream.v1 import ingest_pb2, ingest_pb2_grpc
+from ragstream_core.runtime import error_handlers, error_response
 from ragstream_gateway.handlers import Upload, accept_upload, check_identifier, clean_file_name
 from ragstream_gateway.media import accepted_list
 from ragstream_gateway.ports import GatewayPorts
@@ -100,12 +101,6 @@ async def get_document(document_id: str, ports: Ports, tenant: Tenant) -> dict[s
 
 def document_message(rows: list[VersionRow]) -> ingest_pb2.Document:
     """A document and the given versions of it, as the gRPC message."""
-
-    def created(row: VersionRow) -> Timestamp:
-        ts = Timestamp()
-        ts.FromDatetime(row.created_at)
-        return ts
-
     return ingest_pb2.Document(
         document_id=rows[-1].document_id,
         collection_id=rows[-1].collection_id,
@@ -117,7 +112,7 @@ def document_message(rows: list[VersionRow]) -> ingest_pb2.Document:
                 sha256=r.sha256,
                 media_type=r.media_type,
                 size_bytes=r.size_bytes,
-                created_at=created(r),
+                created_at=timestamp_of(r.created_at),
             )
             for r in rows
         ],
@@ -166,15 +161,12 @@ class RejectOversized:
             length = headers.get(b"content-length", b"")
             if length.isdigit() and int(length) > self.limit + 64 * 1024:  # multipart framing
                 error = UploadTooLarge(f"the upload exceeds the limit of {self.limit} bytes")
-                response = JSONResponse({"error": type(error).__name__, "detail": str(error)}, status_code=413)
-                await response(scope, receive, send)
+                await error_response(error)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
 def create_app(ports: GatewayPorts, *, progress_url: str) -> FastAPI:
-    from ragstream_core.runtime import error_handlers
-
     app = FastAPI(title="ragstream ingest gateway", version="0.1.0")
     app.state.ports = ports
     app.state.progress_url = progress_url

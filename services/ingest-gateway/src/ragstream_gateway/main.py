@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 from dataclasses import dataclass
 
 import structlog
 
 from ragstream_core.bus import Bus
-from ragstream_core.db import apply_migrations, open_pool
+from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import ingest_pb2_grpc
 from ragstream_core.runtime import ops_routes, run_service, serve_http
@@ -35,19 +36,13 @@ class Ports:
 async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
     configure_telemetry("ingest-gateway", settings.core)
     pool = await open_pool(settings.core.postgres_url)
-    bus = await Bus.connect(settings.core.nats_url, service="ingest-gateway")
+    bus = await Bus.from_settings(settings.core, service="ingest-gateway")
     ports = Ports(settings, DocumentRepository(pool), open_object_store(settings.core), bus)
     app = create_app(ports, progress_url=settings.progress_url)
 
-    async def nats_ready() -> None:
-        if not bus.nc.is_connected:
-            raise ConnectionError("not connected to NATS")
-
-    async def postgres_ready() -> None:
-        async with pool.connection() as conn:
-            await conn.execute("SELECT 1")
-
-    ops_routes(app, {"nats": nats_ready, "postgres": postgres_ready, "objects": ports.objects.check})
+    ops_routes(
+        app, {"nats": bus.check, "postgres": functools.partial(check_pool, pool), "objects": ports.objects.check}
+    )
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")

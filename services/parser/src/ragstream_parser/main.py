@@ -38,13 +38,7 @@ async def serve(stop: asyncio.Event, settings: ParserSettings) -> None:
         if not loaded.is_set():
             raise RuntimeError("Docling is loading")
 
-    bus = await Bus.connect(
-        core.nats_url,
-        service="parser",
-        max_deliver=core.max_deliver,
-        ack_wait_s=core.ack_wait_s,
-        retry_delay_s=core.retry_delay_s,
-    )
+    bus = await Bus.from_settings(core, service="parser")
     objects = open_object_store(core)
     ops_routes(app, {"docling": docling_loaded, "objects": objects.check})
     http = asyncio.create_task(serve_http(app, host=settings.metrics_host, port=settings.metrics_port, stop=stop))

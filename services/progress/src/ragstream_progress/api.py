@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 import grpc
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from ragstream_core.errors import NotFound
+from ragstream_core.events import timestamp_of
 from ragstream_core.grpc_server import tenant_from
 from ragstream_core.proto.ragstream.v1 import progress_pb2, progress_pb2_grpc
 from ragstream_core.runtime import error_handlers
@@ -169,12 +168,6 @@ def create_app(jobs: JobStore, *, default_tenant: str, signal: ChangeSignal | No
     return app
 
 
-def _timestamp(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
 def job_message(job: dict[str, Any]) -> progress_pb2.Job:
     return progress_pb2.Job(
         job_id=job["job_id"],
@@ -190,8 +183,8 @@ def job_message(job: dict[str, Any]) -> progress_pb2.Job:
         chunks_embedded=job["chunks_embedded"],
         error_stage=job["error_stage"] or "",
         error_reason=job["error_reason"] or "",
-        created_at=_timestamp(job["created_at"]),
-        updated_at=_timestamp(job["updated_at"]),
+        created_at=timestamp_of(job["created_at"]),
+        updated_at=timestamp_of(job["updated_at"]),
         trace_id=job["trace_id"],
     )
 
@@ -210,8 +203,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
     async def GetJob(self, request: progress_pb2.GetJobRequest, context: grpc.aio.ServicerContext) -> progress_pb2.Job:  # type: ignore[type-arg]
         job = await self.jobs.get(self._tenant(context), request.job_id)
         if job is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.job_id!r} is not known")
-        assert job is not None
+            raise NotFound(f"job {request.job_id!r} is not known")
         return job_message(job)
 
     async def ListJobs(

@@ -11,7 +11,7 @@ import structlog
 from google.protobuf.message import Message
 
 from ragstream_core.bus import Bus
-from ragstream_core.db import apply_migrations, open_pool
+from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.events import EVENTS_SUBJECTS
 from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import progress_pb2_grpc
@@ -36,7 +36,7 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
     configure_telemetry("progress", core)
     pool = await open_pool(core.postgres_url)
     jobs = JobStore(pool)
-    bus = await Bus.connect(core.nats_url, service="progress", max_deliver=core.max_deliver, ack_wait_s=core.ack_wait_s)
+    bus = await Bus.from_settings(core, service="progress")
     bus.consume(
         Message,
         durable="progress",
@@ -50,15 +50,7 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
     await signal.start()
     app = create_app(jobs, default_tenant=settings.default_tenant, signal=signal)
 
-    async def postgres_ready() -> None:
-        async with pool.connection() as conn:
-            await conn.execute("SELECT 1")
-
-    async def nats_ready() -> None:
-        if not bus.nc.is_connected:
-            raise ConnectionError("not connected to NATS")
-
-    ops_routes(app, {"postgres": postgres_ready, "nats": nats_ready})
+    ops_routes(app, {"postgres": functools.partial(check_pool, pool), "nats": bus.check})
     servicer = ProgressServicer(
         jobs, default_tenant=settings.default_tenant, watch_interval_s=settings.watch_interval_s
     )
