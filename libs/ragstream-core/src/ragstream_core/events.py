@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ragstream_core.proto.ragstream.v1.events_pb2 import (
+    DocDeleted,
     DocParsed,
     DocUploaded,
     EventMeta,
@@ -33,6 +34,7 @@ SUBJECT_OF: dict[type[Message], str] = {
     DocParsed: "ragstream.events.doc.parsed",
     IndexUpdated: "ragstream.events.index.updated",
     JobFailed: "ragstream.events.job.failed",
+    DocDeleted: "ragstream.events.doc.deleted",
 }
 TYPE_OF_SUBJECT: dict[str, type[Message]] = {subject: t for t, subject in SUBJECT_OF.items()}
 TYPE_HEADER = "Ragstream-Type"
@@ -59,6 +61,8 @@ def message_id(event: Message) -> str:
             return f"{meta.job_id}:parsed"
         case IndexUpdated():
             return f"{meta.job_id}:indexed"
+        case DocDeleted():
+            return f"{meta.job_id}:deleted"
         case StageProgress(stage=stage, done=done, attempt=attempt):
             return f"{meta.job_id}:{stage}:{done}:a{attempt}"
         case JobFailed(stage=stage):

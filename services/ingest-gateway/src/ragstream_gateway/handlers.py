@@ -32,6 +32,14 @@ class Upload:
     file_name: str
     source: BinaryIO
     force: bool = False
+    #: why: "upload", "force", "reembed", "web" (recorded on the version and in the audit log)
+    reason: str = "upload"
+    #: who asked (key id or user); "anonymous" until authentication exists
+    actor: str = "anonymous"
+    #: upload as a new version of this document (lineage kept even under a new name)
+    replaces: str | None = None
+    #: where a web source was fetched from
+    source_url: str | None = None
 
 
 @dataclass(frozen=True)

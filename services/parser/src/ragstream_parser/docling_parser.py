@@ -42,10 +42,26 @@ class Chunk:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ParseOptions:
+    """What the collection asks of the parser (from ``DocUploaded``)."""
+
+    #: "structure" (headings kept), "tokens" (fixed token window) or "markdown" (sections)
+    chunking: str = "structure"
+    #: tabular sources: columns to embed (empty: all) and columns kept only as context
+    embed_columns: tuple[str, ...] = ()
+    context_columns: tuple[str, ...] = ()
+
+
+DEFAULT_OPTIONS = ParseOptions()
+
+
 @dataclass
 class ParsedDocument:
     chunks: list[Chunk]
     page_count: int
+    #: problems worked around (a malformed CSV row, say), one line each
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def token_count(self) -> int:
@@ -81,7 +97,9 @@ class DoclingParser:
         self.tokenizer = HuggingFaceTokenizer(tokenizer=tokenizer, max_tokens=max_tokens)
         self.chunker = HybridChunker(tokenizer=self.tokenizer, merge_peers=True)
 
-    def parse(self, data: bytes, *, file_name: str, media_type: str) -> ParsedDocument:
+    def parse(
+        self, data: bytes, *, file_name: str, media_type: str, options: ParseOptions = DEFAULT_OPTIONS
+    ) -> ParsedDocument:
         """Convert and chunk one document; raises ``UnreadableDocument`` with Docling's reason."""
         from docling.datamodel.base_models import ConversionStatus, DocumentStream
 
@@ -127,9 +145,11 @@ class ThreadedParser:
         self._parser = parser
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docling")
 
-    async def parse(self, data: bytes, *, file_name: str, media_type: str) -> ParsedDocument:
+    async def parse(
+        self, data: bytes, *, file_name: str, media_type: str, options: ParseOptions = DEFAULT_OPTIONS
+    ) -> ParsedDocument:
         import asyncio
         import functools
 
-        call = functools.partial(self._parser.parse, data, file_name=file_name, media_type=media_type)
+        call = functools.partial(self._parser.parse, data, file_name=file_name, media_type=media_type, options=options)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)

@@ -11,6 +11,7 @@ from prometheus_client import Counter
 from ragstream_core.bus import Delivery
 from ragstream_core.events import chunks_key, next_meta
 from ragstream_core.proto.ragstream.v1.events_pb2 import DocParsed, DocUploaded, StageProgress
+from ragstream_parser.docling_parser import ParseOptions
 from ragstream_parser.ports import ParserPorts
 
 log = structlog.get_logger(__name__)
@@ -32,7 +33,12 @@ async def parse_document(event: DocUploaded, delivery: Delivery, ports: ParserPo
     )
     started = time.perf_counter()
     data = await ports.objects.get_bytes(event.object_key)
-    parsed = await ports.parser.parse(data, file_name=meta.file_name, media_type=event.media_type)
+    options = ParseOptions(
+        chunking=event.chunking or "structure",
+        embed_columns=tuple(event.columns.embed_columns),
+        context_columns=tuple(event.columns.context_columns),
+    )
+    parsed = await ports.parser.parse(data, file_name=meta.file_name, media_type=event.media_type, options=options)
     key = chunks_key(meta.tenant_id, meta.document_id, meta.version)
     payload = {
         "document_id": meta.document_id,
@@ -40,6 +46,7 @@ async def parse_document(event: DocUploaded, delivery: Delivery, ports: ParserPo
         "file_name": meta.file_name,
         "media_type": event.media_type,
         "page_count": parsed.page_count,
+        "warnings": parsed.warnings,
         "chunks": [c.to_dict() for c in parsed.chunks],
     }
     await ports.objects.put_bytes(key, json.dumps(payload, ensure_ascii=False).encode())
@@ -56,4 +63,5 @@ async def parse_document(event: DocUploaded, delivery: Delivery, ports: ParserPo
         media_type=event.media_type,
         token_count=parsed.token_count,
         parse_seconds=elapsed,
+        warnings=parsed.warnings,
     )

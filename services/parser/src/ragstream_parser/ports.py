@@ -7,11 +7,13 @@ from typing import Protocol
 from google.protobuf.message import Message
 
 from ragstream_core.storage import ObjectStore
-from ragstream_parser.docling_parser import ParsedDocument
+from ragstream_parser.docling_parser import DEFAULT_OPTIONS, ParsedDocument, ParseOptions
 
 
 class DocumentParser(Protocol):
-    async def parse(self, data: bytes, *, file_name: str, media_type: str) -> ParsedDocument: ...
+    async def parse(
+        self, data: bytes, *, file_name: str, media_type: str, options: ParseOptions = DEFAULT_OPTIONS
+    ) -> ParsedDocument: ...
 
 
 class EventPublisher(Protocol):

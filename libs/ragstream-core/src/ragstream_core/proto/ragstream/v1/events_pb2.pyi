@@ -1,9 +1,10 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -29,18 +30,32 @@ class EventMeta(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., job_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., document_id: _Optional[str] = ..., version: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., file_name: _Optional[str] = ...) -> None: ...
 
 class DocUploaded(_message.Message):
-    __slots__ = ("meta", "object_key", "media_type", "size_bytes", "sha256")
+    __slots__ = ("meta", "object_key", "media_type", "size_bytes", "sha256", "chunking", "columns", "reason")
     META_FIELD_NUMBER: _ClassVar[int]
     OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     meta: EventMeta
     object_key: str
     media_type: str
     size_bytes: int
     sha256: str
-    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., object_key: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    chunking: str
+    columns: ColumnPreferences
+    reason: str
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., object_key: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., chunking: _Optional[str] = ..., columns: _Optional[_Union[ColumnPreferences, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ColumnPreferences(_message.Message):
+    __slots__ = ("embed_columns", "context_columns")
+    EMBED_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    embed_columns: _containers.RepeatedScalarFieldContainer[str]
+    context_columns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, embed_columns: _Optional[_Iterable[str]] = ..., context_columns: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StageProgress(_message.Message):
     __slots__ = ("meta", "stage", "done", "total", "unit", "attempt")
@@ -59,7 +74,7 @@ class StageProgress(_message.Message):
     def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., stage: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., unit: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class DocParsed(_message.Message):
-    __slots__ = ("meta", "chunks_key", "chunk_count", "page_count", "media_type", "token_count", "parse_seconds")
+    __slots__ = ("meta", "chunks_key", "chunk_count", "page_count", "media_type", "token_count", "parse_seconds", "warnings")
     META_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_KEY_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +82,7 @@ class DocParsed(_message.Message):
     MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
     PARSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     meta: EventMeta
     chunks_key: str
     chunk_count: int
@@ -74,10 +90,11 @@ class DocParsed(_message.Message):
     media_type: str
     token_count: int
     parse_seconds: float
-    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., chunks_key: _Optional[str] = ..., chunk_count: _Optional[int] = ..., page_count: _Optional[int] = ..., media_type: _Optional[str] = ..., token_count: _Optional[int] = ..., parse_seconds: _Optional[float] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., chunks_key: _Optional[str] = ..., chunk_count: _Optional[int] = ..., page_count: _Optional[int] = ..., media_type: _Optional[str] = ..., token_count: _Optional[int] = ..., parse_seconds: _Optional[float] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class IndexUpdated(_message.Message):
-    __slots__ = ("meta", "chunk_count", "truncated_chunks", "embedding_model", "dimensions", "embed_seconds", "removed_points")
+    __slots__ = ("meta", "chunk_count", "truncated_chunks", "embedding_model", "dimensions", "embed_seconds", "removed_points", "deleted")
     META_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_CHUNKS_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +102,7 @@ class IndexUpdated(_message.Message):
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     EMBED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_POINTS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
     meta: EventMeta
     chunk_count: int
     truncated_chunks: int
@@ -92,7 +110,18 @@ class IndexUpdated(_message.Message):
     dimensions: int
     embed_seconds: float
     removed_points: int
-    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., chunk_count: _Optional[int] = ..., truncated_chunks: _Optional[int] = ..., embedding_model: _Optional[str] = ..., dimensions: _Optional[int] = ..., embed_seconds: _Optional[float] = ..., removed_points: _Optional[int] = ...) -> None: ...
+    deleted: bool
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., chunk_count: _Optional[int] = ..., truncated_chunks: _Optional[int] = ..., embedding_model: _Optional[str] = ..., dimensions: _Optional[int] = ..., embed_seconds: _Optional[float] = ..., removed_points: _Optional[int] = ..., deleted: _Optional[bool] = ...) -> None: ...
+
+class DocDeleted(_message.Message):
+    __slots__ = ("meta", "actor", "cancelled_job_ids")
+    META_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    meta: EventMeta
+    actor: str
+    cancelled_job_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., actor: _Optional[str] = ..., cancelled_job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobFailed(_message.Message):
     __slots__ = ("meta", "stage", "reason", "attempts", "error_type", "retryable")
