@@ -10,9 +10,22 @@ PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test unit e2e bench proto lint lock clean
+.PHONY: install system-deps run test unit e2e bench bench-upload proto lint lock clean
 
-install: $(STAMP) ## virtual environment from requirements.lock, workspace packages editable
+install: system-deps $(STAMP) ## virtual environment from requirements.lock, workspace packages editable
+
+# LibreOffice reads legacy .doc/.xls/.ppt and OpenDocument files. Installed only when `soffice` is
+# missing and we are root with apt-get; elsewhere the gateway refuses those types with 415.
+LIBREOFFICE_PACKAGES := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
+system-deps: ## LibreOffice (soffice) from Debian, when it is missing and we may install it
+	@if command -v soffice >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" != 0 ]; then \
+	  echo "note: soffice is missing, so .doc/.xls/.ppt/.odt/.ods/.odp uploads are refused (415);" \
+	       "install the Debian packages $(LIBREOFFICE_PACKAGES) as root to read them"; exit 0; fi; \
+	echo "installing $(LIBREOFFICE_PACKAGES)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq; \
+	apt-get install -y -qq --no-install-recommends $(LIBREOFFICE_PACKAGES) >/dev/null
 
 $(STAMP): requirements.lock $(PYPROJECTS)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +48,9 @@ e2e: install
 
 bench: install ## throughput against the model alone; writes bench/results/latest.json
 	$(PY) bench/ingest_bench.py
+
+bench-upload: install ## gateway memory while it receives a 1 GiB upload; writes bench/results/upload_rss.json
+	$(PY) bench/upload_rss.py
 
 proto: install ## regenerate the Python code of proto/ into ragstream_core.proto
 	rm -rf libs/ragstream-core/src/ragstream_core/proto/ragstream

@@ -1,9 +1,10 @@
 """Distinct copies of the corpus files, so the gateway's SHA-256 deduplication never merges two.
 
 Each copy differs from the original only where readers do not look: a PDF gets a comment
-line after ``%%EOF``, an OOXML file (a ZIP) gets an archive comment, an HTML file gets an
-HTML comment at its end, a Markdown or CSV file gets a number of trailing blank lines (which
-their readers skip). The parsed text, and so the chunks, are the same as the original's.
+line after ``%%EOF``, an OOXML or ODF file (a ZIP) gets an archive comment, a legacy OLE2 file
+trailing bytes after its last sector, an HTML file gets an HTML comment at its end, a Markdown,
+CSV, e-mail or WebVTT file gets a number of trailing blank lines (which their readers skip).
+The parsed text, and so the chunks, are the same as the original's.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-#: what ``make bench`` ingests; .doc .xls .eml .odt .ods .vtt are not parsed by this version.
-SUPPORTED = frozenset({".pdf", ".docx", ".pptx", ".xlsx", ".xlsm", ".html", ".htm", ".md", ".csv"})
-_OOXML = frozenset({".docx", ".pptx", ".xlsx", ".xlsm"})
+#: what ``make bench`` ingests: every format of the corpus
+SUPPORTED = frozenset(
+    {".pdf", ".docx", ".pptx", ".xlsx", ".xlsm", ".html", ".htm", ".md", ".csv", ".odt", ".ods", ".odp"}
+    | {".eml", ".vtt", ".doc", ".xls", ".ppt"}
+)
+_ZIP = frozenset({".docx", ".pptx", ".xlsx", ".xlsm", ".odt", ".ods", ".odp"})
 _HTML = frozenset({".html", ".htm"})
-_PLAIN_TEXT = frozenset({".md", ".csv"})
+_PLAIN_TEXT = frozenset({".md", ".csv", ".eml", ".vtt"})
+_OLE2 = frozenset({".doc", ".xls", ".ppt"})
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,11 @@ def distinct_copy(source: CorpusFile, number: int) -> Copy:
     if suffix == ".pdf":
         tail = b"" if data.endswith((b"\n", b"\r")) else b"\n"
         data = data + tail + f"%{mark}\n".encode()
-    elif suffix in _OOXML:
+    elif suffix in _ZIP:
         data = _with_zip_comment(data, mark.encode())
+    elif suffix in _OLE2:
+        # bytes after the last sector: readers address sectors by number and never reach them
+        data = data + mark.encode()
     elif suffix in _HTML:
         data = data.rstrip(b"\r\n") + f"\n<!-- {mark} -->\n".encode()
     elif suffix in _PLAIN_TEXT:

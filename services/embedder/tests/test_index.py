@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragstream_embedder.index import ChunkPoint, VectorIndex
+from ragstream_embedder.index import ChunkPoint, DocumentDeleted, VectorIndex
 
 DIM = 8
 
@@ -102,3 +102,37 @@ def test_activating_twice_changes_nothing(index: VectorIndex) -> None:
 
     assert (first, second) == (2, 0)
     assert index.count("t", "d") == {2: 1}
+
+
+def test_delete_removes_every_version_and_leaves_a_tombstone(index: VectorIndex) -> None:
+    index.upsert(points("d", 1, 2), np.stack([vector(1), vector(2)]))
+    index.activate("t", "d", 1, 2)
+    index.upsert(points("d", 2, 3), np.stack([vector(i) for i in range(3)]))  # version 2 still being written
+
+    removed = index.delete_document("t", "d", 2)
+
+    assert removed == 5
+    assert index.count("t", "d") == {}
+    assert index.search(vector(1), tenant_id="t", collection_id="c", top_k=5) == []
+    assert index.is_deleted("t", "d", 2)
+    assert not index.is_deleted("t", "other", 1)
+
+
+def test_a_version_finishing_after_its_delete_is_never_indexed(index: VectorIndex) -> None:
+    index.delete_document("t", "d", 1)
+    index.upsert(points("d", 1, 2), np.stack([vector(1), vector(2)]))  # the job was still running
+
+    with pytest.raises(DocumentDeleted):
+        index.activate("t", "d", 1, 2)
+
+    assert index.count("t", "d") == {}
+    assert index.search(vector(1), tenant_id="t", collection_id="c", top_k=5) == []
+
+
+def test_a_document_uploaded_again_after_delete_is_indexed(index: VectorIndex) -> None:
+    index.delete_document("t", "d", 1)
+    index.upsert(points("d", 2, 1), np.stack([vector(1)]))
+
+    index.activate("t", "d", 2, 1)
+
+    assert [h.payload["version"] for h in index.search(vector(1), tenant_id="t", collection_id="c", top_k=5)] == [2]

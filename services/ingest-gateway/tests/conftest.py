@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -15,9 +16,11 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import DocUploaded
 from ragstream_core.storage import LocalObjectStore, ObjectStore
 from ragstream_devstack.servers import Postgres
 from ragstream_devstack.testing import migrated_pool
+from ragstream_gateway.api import create_app
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.repository import DocumentRepository
 from ragstream_gateway.settings import GatewaySettings
+from ragstream_gateway.upload_repository import UploadRepository
 
 
 @dataclass
@@ -28,6 +31,7 @@ class Ports:
     documents: DocumentRepository
     objects: ObjectStore
     events: Bus
+    uploads: UploadRepository
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +51,13 @@ async def bus(bus_factory: Callable[..., Awaitable[Bus]]) -> Bus:
 def make_ports(gateway_pool: AsyncConnectionPool, bus: Bus, tmp_path: Path) -> Callable[..., GatewayPorts]:
     """Ports of a gateway with the given settings (defaults if none)."""
 
-    def make(settings: GatewaySettings | None = None) -> GatewayPorts:
+    def make(settings: GatewaySettings | None = None, *, objects: ObjectStore | None = None) -> GatewayPorts:
         return Ports(
             settings=settings or GatewaySettings(),
             documents=DocumentRepository(gateway_pool),
-            objects=LocalObjectStore(tmp_path / "objects"),
+            objects=objects or LocalObjectStore(tmp_path / "objects"),
             events=bus,
+            uploads=UploadRepository(gateway_pool),
         )
 
     return make
@@ -76,3 +81,66 @@ def uploaded_events(bus: Bus) -> Callable[..., Awaitable[list[DocUploaded]]]:
         return events
 
     return read
+
+
+PROGRESS_URL = "http://progress.test"  # job links point here
+
+
+@dataclass
+class Gateway:
+    """One test's gateway: its ports, its bus, a REST client of its app, and what it announced."""
+
+    ports: GatewayPorts
+    bus: Bus
+    client: httpx.AsyncClient
+    uploaded_events: Callable[..., Awaitable[list[DocUploaded]]]
+
+    async def upload(
+        self,
+        collection_id: str,
+        file_name: str,
+        data: bytes,
+        *,
+        force: bool = False,
+        tenant: str | None = None,
+        actor: str | None = None,
+        **params: str,
+    ) -> httpx.Response:
+        headers = {"X-Tenant-Id": tenant} if tenant else {}
+        if actor:
+            headers["X-Actor"] = actor
+        return await self.client.post(
+            f"/v1/collections/{collection_id}/documents",
+            files={"file": (file_name, data)},
+            params={"force": "true", **params} if force else params,
+            headers=headers,
+        )
+
+
+GatewayFactory = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def gateway_factory(
+    make_ports: Callable[..., GatewayPorts],
+    bus: Bus,
+    uploaded_events: Callable[..., Awaitable[list[DocUploaded]]],
+) -> AsyncIterator[GatewayFactory]:
+    """Build a gateway app with the given settings over this test's ports."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(settings: GatewaySettings | None = None, *, objects: ObjectStore | None = None) -> Gateway:
+        ports = make_ports(settings, objects=objects)
+        app = create_app(ports, progress_url=PROGRESS_URL)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test")
+        clients.append(client)
+        return Gateway(ports, bus, client, uploaded_events)
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+async def gateway(gateway_factory: GatewayFactory) -> Gateway:
+    return await gateway_factory()

@@ -17,7 +17,7 @@ from ragstream_devstack.testing import eventually, new_id
 from ragstream_gateway.handlers import Upload, accept_upload, republish_unpublished
 from ragstream_gateway.media import MARKDOWN
 from ragstream_gateway.ports import GatewayPorts
-from ragstream_gateway.repository import VersionRow
+from ragstream_gateway.repository import NewVersion, VersionRow
 from ragstream_gateway.settings import GatewaySettings
 
 ReadEvents = Callable[..., Awaitable[list[DocUploaded]]]
@@ -39,16 +39,18 @@ async def unannounced(ports: GatewayPorts) -> AsyncIterator[VersionRow]:
     sha256 = hashlib.sha256(data).hexdigest()
     object_key = f"uploads/default/{sha256}"
     await ports.objects.put_bytes(object_key, data)
-    row = await ports.documents.add_version(
-        tenant_id="default",
-        collection_id=new_id("col"),
-        file_name="notes.md",
+    row, _, _ = await ports.documents.add_version(
+        NewVersion(
+            tenant_id="default",
+            collection_id=new_id("col"),
+            file_name="notes.md",
+            sha256=sha256,
+            object_key=object_key,
+            media_type=MARKDOWN,
+            size_bytes=len(data),
+        ),
         job_id=new_id("job"),
-        sha256=sha256,
-        object_key=object_key,
-        media_type=MARKDOWN,
-        size_bytes=len(data),
-        embedding_model="all-MiniLM-L6-v2",
+        model="all-MiniLM-L6-v2",
         dimensions=384,
     )
     yield row

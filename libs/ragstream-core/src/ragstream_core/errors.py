@@ -6,8 +6,12 @@ Hierarchy::
     ├── InvalidInput                    400, never retried
     │   ├── EmptyUpload                 400
     │   ├── UploadTooLarge              413
-    │   └── UnsupportedMediaType        415
+    │   ├── UnsupportedMediaType        415
+    │   └── ContentMismatch             422 (stored bytes differ from what was declared)
     ├── NotFound                        404
+    │   └── Expired                     410 (existed, but its time ran out)
+    ├── Forbidden                       403 (a wrong or used one-time token)
+    ├── Conflict                        409 (with ``details``: what it conflicts with)
     ├── UnreadableDocument              the parser cannot read the content; job fails at once
     └── DependencyUnavailable           503; retried on the bus
 
@@ -23,7 +27,15 @@ import grpc
 
 
 class RagstreamError(Exception):
-    """Base of every domain error. Unknown subclasses are retried on the bus."""
+    """Base of every domain error. Unknown subclasses are retried on the bus.
+
+    ``details`` are machine-readable facts for the client (the id a name collides with, say),
+    returned beside the message.
+    """
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class InvalidInput(RagstreamError):
@@ -42,8 +54,24 @@ class UnsupportedMediaType(InvalidInput):
     """The upload's type cannot be parsed, or its content contradicts its name."""
 
 
+class ContentMismatch(InvalidInput):
+    """The received bytes contradict what the client declared (size, SHA-256)."""
+
+
 class NotFound(RagstreamError):
     """The named resource does not exist (or is not visible to the caller)."""
+
+
+class Expired(NotFound):
+    """The named resource existed but expired; a new one must be made."""
+
+
+class Forbidden(RagstreamError):
+    """The request's credential (a one-time token) is wrong or already used."""
+
+
+class Conflict(RagstreamError):
+    """The request contradicts the current state (a running job, a taken name). Never retried."""
 
 
 class UnreadableDocument(RagstreamError):
@@ -65,8 +93,12 @@ ERROR_TABLE: dict[type[RagstreamError], ErrorMapping] = {
     EmptyUpload: ErrorMapping(400, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
     UploadTooLarge: ErrorMapping(413, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
     UnsupportedMediaType: ErrorMapping(415, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
+    ContentMismatch: ErrorMapping(422, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
     InvalidInput: ErrorMapping(400, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
+    Expired: ErrorMapping(410, grpc.StatusCode.NOT_FOUND, retry=False),
     NotFound: ErrorMapping(404, grpc.StatusCode.NOT_FOUND, retry=False),
+    Forbidden: ErrorMapping(403, grpc.StatusCode.PERMISSION_DENIED, retry=False),
+    Conflict: ErrorMapping(409, grpc.StatusCode.FAILED_PRECONDITION, retry=False),
     UnreadableDocument: ErrorMapping(422, grpc.StatusCode.FAILED_PRECONDITION, retry=False),
     DependencyUnavailable: ErrorMapping(503, grpc.StatusCode.UNAVAILABLE, retry=True),
     RagstreamError: ErrorMapping(500, grpc.StatusCode.INTERNAL, retry=True),

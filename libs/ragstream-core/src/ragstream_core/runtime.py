@@ -64,7 +64,8 @@ def error_handlers(app: FastAPI) -> None:
 
 def error_response(error: Exception) -> JSONResponse:
     """The HTTP answer to a domain error: its ``ERROR_TABLE`` status, type, message and trace id."""
-    body = {"error": type(error).__name__, "detail": str(error), "trace_id": current_trace_id()}
+    body: dict[str, Any] = {"error": type(error).__name__, "detail": str(error), "trace_id": current_trace_id()}
+    body.update(getattr(error, "details", None) or {})
     return JSONResponse(body, status_code=mapping_for(error).http_status)
 
 

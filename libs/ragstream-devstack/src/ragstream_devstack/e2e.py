@@ -11,8 +11,32 @@ import httpx
 
 from ragstream_devstack.stack import Stack
 
-#: extensions the parser reads in this version
-SUPPORTED = (".pdf", ".docx", ".pptx", ".xlsx", ".xlsm", ".html", ".htm", ".md", ".csv")
+#: extensions the parser reads in this version (legacy Office and OpenDocument through LibreOffice)
+SUPPORTED = (
+    ".pdf",
+    ".docx",
+    ".pptx",
+    ".xlsx",
+    ".xlsm",
+    ".html",
+    ".htm",
+    ".md",
+    ".txt",
+    ".csv",
+    ".parquet",
+    ".doc",
+    ".xls",
+    ".ppt",
+    ".odt",
+    ".ods",
+    ".odp",
+    ".eml",
+    ".vtt",
+)
+
+
+#: job statuses after which nothing more happens
+FINAL = frozenset({"indexed", "failed", "deleted", "cancelled"})
 
 
 class Client:
@@ -42,10 +66,10 @@ class Client:
         jobs: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             jobs = [await self.job(j) for j in job_ids]
-            if all(j["status"] in ("indexed", "failed") for j in jobs):
+            if all(j["status"] in FINAL for j in jobs):
                 return jobs
             await asyncio.sleep(0.25)
-        pending = [(j.get("file_name"), j["status"]) for j in jobs if j["status"] not in ("indexed", "failed")]
+        pending = [(j.get("file_name"), j["status"]) for j in jobs if j["status"] not in FINAL]
         raise AssertionError(f"jobs not done within {within_s}s: {pending}")
 
     async def chat(self, collection: str, question: str, *, top_k: int | None = None) -> dict[str, Any]:

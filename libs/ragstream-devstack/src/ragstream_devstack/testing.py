@@ -17,6 +17,7 @@ from typing import TypeVar
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from ragstream_devstack.s3 import SeaweedS3
 from ragstream_devstack.servers import NatsServer, Postgres, free_port
 
 T = TypeVar("T")
@@ -80,6 +81,14 @@ async def eventually(
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"condition not met within {within_s}s; last value: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS), started the first time a test asks for it."""
+    server = SeaweedS3(tmp_path_factory.mktemp("weed")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -11,9 +11,15 @@ from prometheus_client import Counter, Histogram
 
 from ragstream_core.bus import Delivery
 from ragstream_core.events import next_meta
-from ragstream_core.proto.ragstream.v1.events_pb2 import DocParsed, IndexUpdated, StageProgress
+from ragstream_core.proto.ragstream.v1.events_pb2 import (
+    DocDeleted,
+    DocParsed,
+    IndexUpdated,
+    JobFailed,
+    StageProgress,
+)
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit, SearchRequest, SearchResponse
-from ragstream_embedder.index import ChunkPoint
+from ragstream_embedder.index import ChunkPoint, DocumentDeleted
 from ragstream_embedder.model import MAX_TOKENS
 from ragstream_embedder.ports import EmbedderPorts
 
@@ -25,7 +31,19 @@ TRUNCATED = Counter("ragstream_embedder_truncated_chunks_total", "Chunks longer 
 SEARCH_SECONDS = Histogram("ragstream_embedder_search_duration_seconds", "Time to answer one search request.")
 
 
-async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPorts) -> IndexUpdated:
+def cancelled(event: DocParsed) -> JobFailed:
+    """The end of a job whose document was deleted while it ran."""
+    return JobFailed(
+        meta=next_meta(event.meta),
+        stage="embedding",
+        reason="cancelled: the document was deleted",
+        attempts=1,
+        error_type="Cancelled",
+        retryable=False,
+    )
+
+
+async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPorts) -> IndexUpdated | JobFailed:
     """Embed a parsed document version and make it the searchable version of its document.
 
     Idempotent: point ids derive from (document, version, chunk); a redelivery rewrites the
@@ -34,6 +52,8 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
     """
     meta = event.meta
     started = time.perf_counter()
+    if await ports.index.is_deleted(meta.tenant_id, meta.document_id, meta.version):
+        return cancelled(event)
     parsed = json.loads(await ports.objects.get_bytes(event.chunks_key))
     chunks = parsed["chunks"]
     total = len(chunks)
@@ -84,7 +104,10 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
 
     step = ports.batch_size * 2
     await asyncio.gather(*(embed_slice(i, min(i + step, total)) for i in range(0, total, step)))
-    removed = await ports.index.activate(meta.tenant_id, meta.document_id, meta.version, total)
+    try:
+        removed = await ports.index.activate(meta.tenant_id, meta.document_id, meta.version, total)
+    except DocumentDeleted:
+        return cancelled(event)
     elapsed = time.perf_counter() - started
     CHUNKS.inc(total)
     TOKENS.inc(sum(min(n, MAX_TOKENS) for n in tokens))
@@ -100,6 +123,26 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
         dimensions=ports.model.dimensions,
         embed_seconds=elapsed,
         removed_points=removed,
+    )
+
+
+async def remove_document(event: DocDeleted, delivery: Delivery, ports: EmbedderPorts) -> IndexUpdated:
+    """Take every version of a deleted document out of the index, for good.
+
+    Idempotent: a redelivery finds nothing more to remove and leaves the same tombstone.
+    """
+    meta = event.meta
+    started = time.perf_counter()
+    removed = await ports.index.delete_document(meta.tenant_id, meta.document_id, meta.version)
+    log.info("document.removed", removed_points=removed)
+    return IndexUpdated(
+        meta=next_meta(meta),
+        chunk_count=0,
+        embedding_model=ports.model.name,
+        dimensions=ports.model.dimensions,
+        embed_seconds=time.perf_counter() - started,
+        removed_points=removed,
+        deleted=True,
     )
 
 

@@ -9,6 +9,11 @@ keeps only the newest: a reader sees the old version or the new one, never a mix
 neither.
 
 Point ids derive from (document_id, version, chunk_index): rewriting a chunk is idempotent.
+
+A deleted document leaves a tombstone in the registry (its last version, ``deleted``): every
+point of it is removed, and an activation of any version up to the tombstone's (a job that was
+still running when the delete came) removes its points instead, so a deleted document never
+comes back.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ _REGISTRY_NAMESPACE = uuid.UUID("0b7e4c1a-58f2-4d8e-9c3b-2a6f1e9d7c55")
 def registry_id(tenant_id: str, document_id: str) -> str:
     """The id of a document's entry in the registry of active versions."""
     return str(uuid.uuid5(_REGISTRY_NAMESPACE, f"{tenant_id}:{document_id}"))
+
+
+class DocumentDeleted(Exception):
+    """The version belongs to a deleted document: it was not (and will not be) indexed."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,42 @@ class VectorIndex:
             wait=True,
         )
 
+    def _entry(self, tenant_id: str, document_id: str) -> dict[str, Any] | None:
+        entries = self.client.retrieve(self.registry, [registry_id(tenant_id, document_id)], with_payload=True)
+        return dict(entries[0].payload or {}) if entries else None
+
+    def is_deleted(self, tenant_id: str, document_id: str, version: int) -> bool:
+        """Whether ``version`` of the document was deleted (it must not be indexed)."""
+        entry = self._entry(tenant_id, document_id)
+        return entry is not None and bool(entry.get("deleted")) and version <= int(entry["version"])
+
+    def delete_document(self, tenant_id: str, document_id: str, up_to_version: int) -> int:
+        """Remove every point of a document and leave a tombstone; returns the points removed."""
+        document = qm.Filter(must=[_match("tenant_id", tenant_id), _match("document_id", document_id)])
+        removed = self.client.count(self.collection, count_filter=document, exact=True).count
+        if removed:
+            self.client.delete(self.collection, points_selector=qm.FilterSelector(filter=document), wait=True)
+        entry = self._entry(tenant_id, document_id)
+        version = max(up_to_version, int(entry["version"]) if entry else 0)
+        self.client.upsert(
+            self.registry,
+            points=[
+                qm.PointStruct(
+                    id=registry_id(tenant_id, document_id),
+                    vector={},
+                    payload={
+                        "tenant_id": tenant_id,
+                        "document_id": document_id,
+                        "version": version,
+                        "chunk_count": 0,
+                        "deleted": True,
+                    },
+                )
+            ],
+            wait=True,
+        )
+        return int(removed)
+
     def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int:
         """Make ``version`` the searchable one and delete the previously active version.
 
@@ -123,8 +168,10 @@ class VectorIndex:
         """
         new_ids: list[qm.ExtendedPointId] = [point_id(document_id, version, i) for i in range(chunk_count)]
         entry_id = registry_id(tenant_id, document_id)
-        entries = self.client.retrieve(self.registry, [entry_id], with_payload=True)
-        active = dict(entries[0].payload or {}) if entries else None
+        active = self._entry(tenant_id, document_id)
+        if active is not None and active.get("deleted") and int(active["version"]) >= version:
+            self.client.delete(self.collection, points_selector=qm.PointIdsList(points=new_ids), wait=True)
+            raise DocumentDeleted(f"document {document_id} was deleted; version {version} is not indexed")
         if active is not None and int(active["version"]) > version:
             self.client.delete(self.collection, points_selector=qm.PointIdsList(points=new_ids), wait=True)
             return len(new_ids)
@@ -133,7 +180,7 @@ class VectorIndex:
                 self.collection, payload={"active": True}, points=qm.PointIdsList(points=new_ids), wait=True
             )
         stale: list[qm.ExtendedPointId] = []
-        if active is not None and int(active["version"]) != version:
+        if active is not None and int(active["version"]) != version and not active.get("deleted"):
             stale = [point_id(document_id, int(active["version"]), i) for i in range(int(active["chunk_count"]))]
             self.client.delete(self.collection, points_selector=qm.PointIdsList(points=stale), wait=True)
         self.client.upsert(

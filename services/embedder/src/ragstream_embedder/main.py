@@ -12,12 +12,12 @@ from fastapi import FastAPI
 
 from ragstream_core.bus import Bus
 from ragstream_core.events import SEARCH_SUBJECT
-from ragstream_core.proto.ragstream.v1.events_pb2 import DocParsed
+from ragstream_core.proto.ragstream.v1.events_pb2 import DocDeleted, DocParsed
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchRequest
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
-from ragstream_embedder.handlers import embed_document, search
+from ragstream_embedder.handlers import embed_document, remove_document, search
 from ragstream_embedder.index import VectorIndex
 from ragstream_embedder.model import MiniLMEmbedder
 from ragstream_embedder.pooling import PooledModel
@@ -72,6 +72,12 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
         stage="embedding",
         handler=functools.partial(embed_document, ports=ports),
         batch=settings.pull_batch,
+    )
+    bus.consume(
+        DocDeleted,
+        durable="embedder-deletes",
+        stage="deleting",
+        handler=functools.partial(remove_document, ports=ports),
     )
     await bus.serve(SEARCH_SUBJECT, SearchRequest, functools.partial(search, ports=ports), queue="embedder")
     log.info("embedder.started", metrics_port=settings.metrics_port, model=model.name)

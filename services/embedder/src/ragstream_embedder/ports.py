@@ -26,6 +26,10 @@ class Index(Protocol):
 
     async def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int: ...
 
+    async def is_deleted(self, tenant_id: str, document_id: str, version: int) -> bool: ...
+
+    async def delete_document(self, tenant_id: str, document_id: str, up_to_version: int) -> int: ...
+
     async def search(
         self,
         vector: NDArray[np.float32],

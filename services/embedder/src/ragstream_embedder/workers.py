@@ -35,6 +35,14 @@ class AsyncIndex:
         result: int = await self._call(self._index.activate, tenant_id, document_id, version, chunk_count)
         return result
 
+    async def is_deleted(self, tenant_id: str, document_id: str, version: int) -> bool:
+        result: bool = await self._call(self._index.is_deleted, tenant_id, document_id, version)
+        return result
+
+    async def delete_document(self, tenant_id: str, document_id: str, up_to_version: int) -> int:
+        result: int = await self._call(self._index.delete_document, tenant_id, document_id, up_to_version)
+        return result
+
     async def search(
         self,
         vector: NDArray[np.float32],

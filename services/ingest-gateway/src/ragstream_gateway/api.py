@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import unicodedata
+from datetime import datetime
 from typing import Annotated, Any
 
-import grpc
 from fastapi import APIRouter, Depends, FastAPI, File, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
-from ragstream_core.errors import NotFound, UploadTooLarge
-from ragstream_core.events import timestamp_of
-from ragstream_core.grpc_server import tenant_from
-from ragstream_core.proto.ragstream.v1 import ingest_pb2, ingest_pb2_grpc
+from ragstream_core.errors import InvalidInput, NotFound, RagstreamError, UploadTooLarge
 from ragstream_core.runtime import error_handlers, error_response
-from ragstream_gateway.handlers import Upload, accept_upload, check_identifier, clean_file_name
+from ragstream_gateway.handlers import (
+    Upload,
+    accept_upload,
+    check_identifier,
+    clean_file_name,
+    compare_versions,
+    delete_document,
+    reembed_document,
+)
 from ragstream_gateway.media import accepted_list
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.repository import VersionRow
@@ -37,18 +44,41 @@ def tenant_of(request: Request, x_tenant_id: Annotated[str | None, Header()] = N
 Tenant = Annotated[str, Depends(tenant_of)]
 
 
+def actor_of(x_actor: Annotated[str | None, Header(description="Who asks (recorded in the audit log).")] = None) -> str:
+    """The caller's identity for the audit log: ``X-Actor`` until API keys exist (issue 7)."""
+    actor = (x_actor or "anonymous").strip()[:128]
+    if not actor or any(unicodedata.category(ch)[0] == "C" for ch in actor):
+        raise InvalidInput("X-Actor must be 1-128 printable characters")
+    return actor
+
+
+Actor = Annotated[str, Depends(actor_of)]
+
+
 def version_body(row: VersionRow, *, progress_url: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "document_id": row.document_id,
         "version": row.version,
+        "label": row.label,
         "job_id": row.job_id,
         "collection_id": row.collection_id,
         "file_name": row.file_name,
+        "uploaded_as": row.uploaded_as or row.file_name,
         "media_type": row.media_type,
         "size_bytes": row.size_bytes,
         "sha256": row.sha256,
+        "reason": row.reason,
+        "uploaded_by": row.uploaded_by,
+        "status": row.status,
+        "chunk_count": row.chunk_count,
+        "page_count": row.page_count,
+        "warnings": row.warnings,
+        "error": row.error,
         "created_at": row.created_at.isoformat(),
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
     }
+    if row.source_url:
+        body["source_url"] = row.source_url
     if progress_url:
         body["job_url"] = f"{progress_url}/v1/jobs/{row.job_id}"
     return body
@@ -60,10 +90,18 @@ async def upload_document(
     collection_id: str,
     ports: Ports,
     tenant: Tenant,
+    actor: Actor,
     file: Annotated[UploadFile, File(description=f"The document. Accepted: {accepted_list()}")],
     force: Annotated[bool, Query(description="Process again even if the same bytes were uploaded.")] = False,
+    replaces: Annotated[
+        str | None, Query(description="Upload as the next version of this document id (its name follows the file).")
+    ] = None,
+    label: Annotated[str, Query(max_length=64, description="A label for the new version (default v<N>).")] = "",
 ) -> JSONResponse:
-    """Upload a document: 202 with the new job, or 200 with ``unchanged: true`` for known bytes."""
+    """Upload a document: 202 with the new job, or 200 with ``unchanged: true`` for known bytes.
+
+    A new name makes a new document; a known name, or ``replaces``, the next version of it.
+    """
     check_identifier("collection", collection_id)
     upload = Upload(
         tenant_id=tenant,
@@ -71,6 +109,9 @@ async def upload_document(
         file_name=clean_file_name(file.filename),
         source=file.file,
         force=force,
+        actor=actor,
+        replaces=replaces,
+        label=label,
     )
     result = await accept_upload(upload, ports)
     body = version_body(result.version, progress_url=request.app.state.progress_url)
@@ -79,73 +120,148 @@ async def upload_document(
 
 
 @router.get("/collections/{collection_id}/documents")
-async def list_documents(collection_id: str, ports: Ports, tenant: Tenant, limit: int = 100) -> dict[str, Any]:
-    """The newest version of each document of a collection."""
+async def list_documents(
+    collection_id: str, ports: Ports, tenant: Tenant, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    """The newest version of each live document of a collection."""
     rows = await ports.documents.list_versions(tenant, check_identifier("collection", collection_id), limit=limit)
     return {"documents": [version_body(r) for r in rows]}
 
 
-@router.get("/documents/{document_id}")
-async def get_document(document_id: str, ports: Ports, tenant: Tenant) -> dict[str, Any]:
-    """A document with all its versions."""
+async def _versions(ports: GatewayPorts, tenant: str, document_id: str) -> list[VersionRow]:
     rows = await ports.documents.document_versions(tenant, document_id)
     if not rows:
         raise NotFound(f"document {document_id!r} does not exist")
+    return rows
+
+
+@router.get("/documents/{document_id}")
+async def get_document(document_id: str, ports: Ports, tenant: Tenant) -> dict[str, Any]:
+    """A document with all its versions (a deleted one too, with ``deleted_at``)."""
+    rows = await _versions(ports, tenant, document_id)
+    latest = rows[-1]
     return {
         "document_id": document_id,
-        "collection_id": rows[-1].collection_id,
-        "file_name": rows[-1].file_name,
+        "collection_id": latest.collection_id,
+        "file_name": latest.file_name,
+        "source_url": latest.source_url,
+        "deleted_at": latest.deleted_at.isoformat() if latest.deleted_at else None,
         "versions": [version_body(r) for r in rows],
     }
 
 
-def document_message(rows: list[VersionRow]) -> ingest_pb2.Document:
-    """A document and the given versions of it, as the gRPC message."""
-    return ingest_pb2.Document(
-        document_id=rows[-1].document_id,
-        collection_id=rows[-1].collection_id,
-        file_name=rows[-1].file_name,
-        versions=[
-            ingest_pb2.DocumentVersion(
-                version=r.version,
-                job_id=r.job_id,
-                sha256=r.sha256,
-                media_type=r.media_type,
-                size_bytes=r.size_bytes,
-                created_at=timestamp_of(r.created_at),
-            )
-            for r in rows
-        ],
+@router.get("/documents/{document_id}/versions")
+async def list_document_versions(document_id: str, ports: Ports, tenant: Tenant) -> dict[str, Any]:
+    """Every version: fingerprint, size, uploader, times, chunk counts and status, oldest first."""
+    rows = await _versions(ports, tenant, document_id)
+    return {"document_id": document_id, "versions": [version_body(r) for r in rows]}
+
+
+@router.get("/documents/{document_id}/versions/{a}/compare/{b}")
+async def compare_document_versions(document_id: str, a: int, b: int, ports: Ports, tenant: Tenant) -> dict[str, Any]:
+    """The chunks version ``b`` added, removed and changed relative to version ``a``."""
+    return await compare_versions(tenant, document_id, a, b, ports)
+
+
+class DocumentPatch(BaseModel):
+    file_name: str = Field(description="The new name; the document keeps its id and versions.")
+
+
+@router.patch("/documents/{document_id}")
+async def rename_document(
+    document_id: str, patch: DocumentPatch, ports: Ports, tenant: Tenant, actor: Actor
+) -> dict[str, Any]:
+    """Rename a document (lineage kept); 409 with ``existing_document_id`` if the name is taken."""
+    await ports.documents.rename(tenant, document_id, clean_file_name(patch.file_name), actor=actor)
+    return await get_document(document_id, ports, tenant)
+
+
+@router.delete("/documents/{document_id}", status_code=202)
+async def delete_document_route(
+    request: Request,
+    document_id: str,
+    ports: Ports,
+    tenant: Tenant,
+    actor: Actor,
+    cancel: Annotated[bool, Query(description="Cancel a running job of the document instead of refusing.")] = False,
+) -> dict[str, Any]:
+    """Delete a document: its versions leave the index, its bytes the store; the audit trail stays.
+
+    409 while a job of it runs, unless ``cancel=true``. Answers with the delete's own job.
+    """
+    deletion = await delete_document(tenant, document_id, ports, actor=actor, cancel=cancel)
+    return {
+        "document_id": document_id,
+        "deleted": True,
+        "job_id": deletion.job_id,
+        "job_url": f"{request.app.state.progress_url}/v1/jobs/{deletion.job_id}",
+        "cancelled_job_ids": deletion.cancelled_job_ids,
+    }
+
+
+@router.post("/documents/{document_id}/reembed", status_code=202)
+async def reembed_one(request: Request, document_id: str, ports: Ports, tenant: Tenant, actor: Actor) -> dict[str, Any]:
+    """Parse and embed a document again (new version, same bytes); the old one answers meanwhile."""
+    row = await reembed_document(tenant, document_id, ports, actor=actor)
+    return version_body(row, progress_url=request.app.state.progress_url)
+
+
+class ReembedRequest(BaseModel):
+    document_ids: list[str] = Field(min_length=1, max_length=10_000)
+
+
+async def reembed_many(
+    request: Request, tenant: str, document_ids: list[str], ports: GatewayPorts, actor: str
+) -> dict[str, Any]:
+    """Re-embed each document; one that cannot be re-embedded is reported, not fatal."""
+    jobs: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for document_id in document_ids:
+        try:
+            row = await reembed_document(tenant, document_id, ports, actor=actor)
+        except RagstreamError as exc:
+            errors.append({"document_id": document_id, "error": type(exc).__name__, "detail": str(exc)})
+            continue
+        jobs.append(version_body(row, progress_url=request.app.state.progress_url))
+    return {"jobs": jobs, "errors": errors}
+
+
+@router.post("/documents/reembed", status_code=202)
+async def reembed_list(
+    request: Request, body: ReembedRequest, ports: Ports, tenant: Tenant, actor: Actor
+) -> dict[str, Any]:
+    """Re-embed a list of documents: one job per document, errors per document."""
+    return await reembed_many(request, tenant, body.document_ids, ports, actor)
+
+
+@router.get("/audit")
+async def audit_log(
+    ports: Ports,
+    tenant: Tenant,
+    document_id: str | None = None,
+    collection_id: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: Annotated[int | None, Query(description="Cursor: the next_before of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Who did what, when, and the outcome; newest first, filtered by document, collection,
+    actor, action and time, paged by ``before``."""
+    rows = await ports.documents.audit_entries(
+        tenant,
+        document_id=document_id,
+        collection_id=collection_id,
+        actor=actor,
+        action=action,
+        since=since,
+        until=until,
+        before=before,
+        limit=limit,
     )
-
-
-class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    """gRPC ``IngestService``; the tenant comes from the ``x-tenant-id`` metadata."""
-
-    def __init__(self, ports: GatewayPorts) -> None:
-        self.ports = ports
-
-    def _tenant(self, context: grpc.aio.ServicerContext) -> str:  # type: ignore[type-arg]
-        return check_identifier("tenant", tenant_from(context, self.ports.settings.default_tenant))
-
-    async def GetDocument(
-        self,
-        request: ingest_pb2.GetDocumentRequest,
-        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
-    ) -> ingest_pb2.Document:
-        rows = await self.ports.documents.document_versions(self._tenant(context), request.document_id)
-        if not rows:
-            raise NotFound(f"document {request.document_id!r} does not exist")
-        return document_message(rows)
-
-    async def ListDocuments(
-        self,
-        request: ingest_pb2.ListDocumentsRequest,
-        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
-    ) -> ingest_pb2.ListDocumentsResponse:
-        collection = check_identifier("collection", request.collection_id)
-        rows = await self.ports.documents.list_versions(self._tenant(context), collection, limit=request.limit or 100)
-        return ingest_pb2.ListDocumentsResponse(documents=[document_message([r]) for r in rows])
+    entries = [{**r, "at": r["at"].isoformat()} for r in rows]
+    return {"entries": entries, "next_before": rows[-1]["audit_id"] if len(rows) == limit else None}
 
 
 class RejectOversized:
@@ -156,7 +272,8 @@ class RejectOversized:
         self.limit = limit
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        # a batch carries many files: its route checks the body against ``max_batch_bytes``
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope["path"].endswith(":batch"):
             headers = dict(scope["headers"])
             length = headers.get(b"content-length", b"")
             if length.isdigit() and int(length) > self.limit + 64 * 1024:  # multipart framing
@@ -174,4 +291,15 @@ def create_app(ports: GatewayPorts, *, progress_url: str) -> FastAPI:
 
     app.add_middleware(RejectOversized, limit=ports.settings.max_upload_bytes)
     app.include_router(router)
+    from ragstream_gateway.collections_api import router as collections_router
+
+    app.include_router(collections_router)
+    from ragstream_gateway.batch_api import router as batch_router
+    from ragstream_gateway.direct_upload_api import router as direct_upload_router
+
+    app.include_router(batch_router)
+    app.include_router(direct_upload_router)
+    from ragstream_gateway.web_api import web_router
+
+    app.include_router(web_router)
     return app

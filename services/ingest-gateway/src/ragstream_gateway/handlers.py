@@ -1,23 +1,34 @@
-"""Accepting uploads: validate, fingerprint, store, record the version, announce the job."""
+"""The document lifecycle: accept uploads (validate, fingerprint, store, record, announce),
+re-embed, delete, compare versions, and follow each version's status from the pipeline."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import nats.errors
 import structlog
+from google.protobuf.message import Message
 
-from ragstream_core.errors import EmptyUpload, InvalidInput, UploadTooLarge
-from ragstream_core.events import new_job_id
-from ragstream_core.proto.ragstream.v1.events_pb2 import DocUploaded, EventMeta
-from ragstream_gateway.media import detect_media_type
+from ragstream_core.bus import Delivery
+from ragstream_core.errors import Conflict, EmptyUpload, InvalidInput, NotFound, UploadTooLarge
+from ragstream_core.events import chunks_key, new_job_id
+from ragstream_core.proto.ragstream.v1.events_pb2 import (
+    DocDeleted,
+    DocParsed,
+    DocUploaded,
+    EventMeta,
+    IndexUpdated,
+    JobFailed,
+)
+from ragstream_gateway.limits import checked_media_type, upload_limit
 from ragstream_gateway.ports import GatewayPorts
-from ragstream_gateway.repository import VersionRow
+from ragstream_gateway.repository import CollectionRow, Deletion, NewVersion, VersionRow
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +51,8 @@ class Upload:
     replaces: str | None = None
     #: where a web source was fetched from
     source_url: str | None = None
+    #: the new version's label (default "v<N>")
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,8 +95,9 @@ def fingerprint(source: BinaryIO, *, max_bytes: int) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def document_uploaded(row: VersionRow) -> DocUploaded:
-    return DocUploaded(
+def document_uploaded(row: VersionRow, collection: CollectionRow | None) -> DocUploaded:
+    """The event announcing a version, with the collection's parsing preferences."""
+    event = DocUploaded(
         meta=EventMeta(
             job_id=row.job_id,
             tenant_id=row.tenant_id,
@@ -96,52 +110,252 @@ def document_uploaded(row: VersionRow) -> DocUploaded:
         media_type=row.media_type,
         size_bytes=row.size_bytes,
         sha256=row.sha256,
+        reason=row.reason,
     )
+    if collection is not None:
+        event.chunking = collection.chunking
+        event.columns.embed_columns.extend(collection.embed_columns)
+        event.columns.context_columns.extend(collection.context_columns)
+    return event
+
+
+async def announce(row: VersionRow, collection: CollectionRow | None, ports: GatewayPorts) -> None:
+    """Publish a recorded version's event; if NATS is down the outbox sends it later."""
+    structlog.contextvars.bind_contextvars(job_id=row.job_id)
+    try:
+        await ports.events.publish(document_uploaded(row, collection))
+    except (nats.errors.Error, TimeoutError) as exc:
+        # the version is recorded (an outbox row): republish_unpublished sends it once NATS is back
+        log.warning("upload.publish_deferred", error=str(exc) or type(exc).__name__)
+        return
+    await ports.documents.mark_published(row.job_id)
 
 
 async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
     """Store an upload and open its job, or return the existing version of identical bytes.
 
     Idempotent for content: the object key is the SHA-256 of the bytes, and the same bytes in
-    the same collection return the version that holds them (unless ``force``). The event is
-    published after the version is recorded; if NATS is unreachable, or the process dies in
-    between, ``republish_unpublished`` sends it later (the version row is the outbox).
+    the same collection return the version that holds them (unless ``force``), atomically even
+    for simultaneous uploads. A new name makes a new document, a known name (or ``replaces``)
+    a new version of that document. The event is published after the version is recorded; if
+    NATS is unreachable, or the process dies in between, ``republish_unpublished`` sends it.
     """
     settings = ports.settings
-    sha256, size = fingerprint(upload.source, max_bytes=settings.max_upload_bytes)
-    media_type = detect_media_type(upload.file_name, upload.source)
-    if not upload.force:
-        existing = await ports.documents.find_by_content(upload.tenant_id, upload.collection_id, sha256)
-        if existing is not None:
-            log.info("upload.unchanged", document_id=existing.document_id, version=existing.version)
-            return UploadResult(existing, unchanged=True)
+    media_type = checked_media_type(upload.file_name, upload.source, settings)
+    sha256, size = fingerprint(upload.source, max_bytes=upload_limit(media_type, settings))
     object_key = f"uploads/{upload.tenant_id}/{sha256}"
     if not await ports.objects.exists(object_key):
         await ports.objects.put_file(object_key, upload.source, size)
-    row = await ports.documents.add_version(
-        tenant_id=upload.tenant_id,
-        collection_id=upload.collection_id,
-        file_name=upload.file_name,
+    reason = upload.reason if upload.reason != "upload" or not upload.force else "force"
+    row, unchanged, collection = await ports.documents.add_version(
+        NewVersion(
+            tenant_id=upload.tenant_id,
+            collection_id=upload.collection_id,
+            file_name=upload.file_name,
+            sha256=sha256,
+            object_key=object_key,
+            media_type=media_type,
+            size_bytes=size,
+            actor=upload.actor,
+            reason=reason,
+            force=upload.force,
+            document_id=upload.replaces,
+            source_url=upload.source_url,
+            label=upload.label,
+        ),
         job_id=new_job_id(),
-        sha256=sha256,
-        object_key=object_key,
-        media_type=media_type,
-        size_bytes=size,
-        embedding_model=settings.embedding_model,
+        model=settings.embedding_model,
         dimensions=settings.embedding_dimensions,
     )
-    structlog.contextvars.bind_contextvars(job_id=row.job_id)
-    try:
-        await ports.events.publish(document_uploaded(row))
-    except (nats.errors.Error, TimeoutError) as exc:
-        # the version is recorded (an outbox row): republish_unpublished sends it once NATS is back
-        log.warning("upload.publish_deferred", error=str(exc) or type(exc).__name__)
-        return UploadResult(row, unchanged=False)
-    await ports.documents.mark_published(row.job_id)
+    if unchanged:
+        log.info("upload.unchanged", document_id=row.document_id, version=row.version)
+        return UploadResult(row, unchanged=True)
+    await announce(row, collection, ports)
     log.info(
         "upload.accepted", document_id=row.document_id, version=row.version, size_bytes=size, media_type=media_type
     )
     return UploadResult(row, unchanged=False)
+
+
+async def reembed_document(tenant_id: str, document_id: str, ports: GatewayPorts, *, actor: str) -> VersionRow:
+    """Parse and embed a document's newest bytes again, as a new version with the collection's
+    current preferences. The previous version keeps answering until the new one is indexed.
+    """
+    versions = await ports.documents.document_versions(tenant_id, document_id)
+    if not versions or versions[-1].deleted_at is not None:
+        raise NotFound(f"document {document_id!r} does not exist (or was deleted)")
+    good = [v for v in versions if v.status not in ("failed", "cancelled")] or versions
+    latest = good[-1]
+    if not await ports.objects.exists(latest.object_key):
+        raise NotFound(f"the stored bytes of document {document_id!r} are gone; upload it again")
+    row, _, collection = await ports.documents.add_version(
+        NewVersion(
+            tenant_id=tenant_id,
+            collection_id=latest.collection_id,
+            file_name=versions[-1].file_name,
+            sha256=latest.sha256,
+            object_key=latest.object_key,
+            media_type=latest.media_type,
+            size_bytes=latest.size_bytes,
+            actor=actor,
+            reason="reembed",
+            force=True,
+            document_id=document_id,
+        ),
+        job_id=new_job_id(),
+        model=ports.settings.embedding_model,
+        dimensions=ports.settings.embedding_dimensions,
+    )
+    await announce(row, collection, ports)
+    return row
+
+
+def document_deleted(deletion: Deletion) -> DocDeleted:
+    return DocDeleted(
+        meta=EventMeta(
+            job_id=deletion.job_id,
+            tenant_id=deletion.tenant_id,
+            collection_id=deletion.collection_id,
+            document_id=deletion.document_id,
+            version=deletion.version,
+            file_name=deletion.file_name,
+        ),
+        actor=deletion.actor,
+        cancelled_job_ids=deletion.cancelled_job_ids,
+    )
+
+
+async def delete_document(
+    tenant_id: str, document_id: str, ports: GatewayPorts, *, actor: str, cancel: bool
+) -> Deletion:
+    """Delete a document: recorded at once (chat stops citing it when its delete job is done).
+
+    The embedder removes every version's points on ``DocDeleted`` and refuses any later
+    activation of them; the bytes no other live document shares are removed here.
+    """
+    try:
+        deletion, unused = await ports.documents.delete_document(
+            tenant_id, document_id, actor=actor, cancel=cancel, job_id=new_job_id()
+        )
+    except Conflict as exc:
+        await ports.documents.record(
+            tenant_id=tenant_id,
+            actor=actor,
+            action="document.delete",
+            outcome="refused",
+            document_id=document_id,
+            reason=str(exc),
+        )
+        raise
+    for key in unused:
+        await ports.objects.delete(key)
+    for version in range(1, deletion.version + 1):
+        await ports.objects.delete(chunks_key(tenant_id, document_id, version))
+    await announce_deletion(deletion, ports)
+    log.info("document.deleted", document_id=document_id, cancelled=deletion.cancelled_job_ids)
+    return deletion
+
+
+async def announce_deletion(deletion: Deletion, ports: GatewayPorts) -> None:
+    try:
+        for job_id in deletion.cancelled_job_ids:
+            await ports.events.publish(
+                JobFailed(
+                    meta=EventMeta(
+                        job_id=job_id,
+                        tenant_id=deletion.tenant_id,
+                        collection_id=deletion.collection_id,
+                        document_id=deletion.document_id,
+                        file_name=deletion.file_name,
+                    ),
+                    stage="cancelled",
+                    reason=f"cancelled: the document was deleted by {deletion.actor}",
+                    attempts=1,
+                    error_type="Cancelled",
+                    retryable=False,
+                )
+            )
+        await ports.events.publish(document_deleted(deletion))
+    except (nats.errors.Error, TimeoutError) as exc:
+        log.warning("delete.publish_deferred", error=str(exc) or type(exc).__name__)
+        return
+    await ports.documents.mark_deletion_published(deletion.job_id)
+
+
+@dataclass(frozen=True)
+class ChunkChange:
+    key: str
+    heading_path: list[str]
+    before: str | None
+    after: str | None
+
+
+def _chunk_keys(chunks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Chunks by identity: heading path plus the ordinal under that heading."""
+    seen: dict[tuple[str, ...], int] = {}
+    keyed: dict[str, dict[str, Any]] = {}
+    for chunk in chunks:
+        path = tuple(chunk.get("heading_path") or [])
+        ordinal = seen.get(path, 0)
+        seen[path] = ordinal + 1
+        keyed[" > ".join(path) + f" #{ordinal + 1}"] = chunk
+    return keyed
+
+
+async def compare_versions(tenant_id: str, document_id: str, a: int, b: int, ports: GatewayPorts) -> dict[str, Any]:
+    """Which chunks version ``b`` added, removed and changed relative to version ``a``."""
+    texts: list[dict[str, dict[str, Any]]] = []
+    for version in (a, b):
+        row = await ports.documents.get_version(tenant_id, document_id, version)
+        if row is None:
+            raise NotFound(f"document {document_id!r} has no version {version}")
+        try:
+            parsed = json.loads(await ports.objects.get_bytes(chunks_key(tenant_id, document_id, version)))
+        except NotFound:
+            raise Conflict(
+                f"version {version} of document {document_id!r} has no chunks (status {row.status});"
+                " compare versions that were parsed",
+                status=row.status,
+            ) from None
+        texts.append(_chunk_keys(parsed["chunks"]))
+    before, after = texts
+    added = [k for k in after if k not in before]
+    removed = [k for k in before if k not in after]
+    changed = [k for k in after if k in before and after[k]["text"] != before[k]["text"]]
+    unchanged = len(after) - len(added) - len(changed)
+
+    def item(key: str, chunk: dict[str, Any]) -> dict[str, Any]:
+        return {"key": key, "index": chunk["index"], "heading_path": chunk["heading_path"], "text": chunk["text"]}
+
+    return {
+        "document_id": document_id,
+        "from_version": a,
+        "to_version": b,
+        "added": [item(k, after[k]) for k in added],
+        "removed": [item(k, before[k]) for k in removed],
+        "changed": [
+            {**item(k, after[k]), "before": before[k]["text"], "before_index": before[k]["index"]} for k in changed
+        ],
+        "unchanged": unchanged,
+    }
+
+
+async def track_version(event: Message, delivery: Delivery, ports: GatewayPorts) -> None:
+    """Keep each version's status and counts from the pipeline's events (an observer)."""
+    match event:
+        case DocParsed():
+            await ports.documents.version_parsed(
+                event.meta.job_id,
+                chunk_count=event.chunk_count,
+                page_count=event.page_count,
+                warnings=list(event.warnings),
+            )
+        case IndexUpdated(deleted=False):
+            await ports.documents.version_indexed(event.meta.job_id, chunk_count=event.chunk_count)
+        case JobFailed():
+            await ports.documents.version_failed(
+                event.meta.job_id, reason=event.reason, cancelled=event.error_type == "Cancelled"
+            )
 
 
 async def republish_unpublished(ports: GatewayPorts) -> int:
@@ -151,7 +365,12 @@ async def republish_unpublished(ports: GatewayPorts) -> int:
     """
     rows = await ports.documents.unpublished(ports.settings.republish_after_s)
     for row in rows:
-        await ports.events.publish(document_uploaded(row))
+        collection = await ports.documents.get_collection(row.tenant_id, row.collection_id)
+        await ports.events.publish(document_uploaded(row, collection))
         await ports.documents.mark_published(row.job_id)
         log.warning("upload.republished", job_id=row.job_id)
-    return len(rows)
+    deletions = await ports.documents.unpublished_deletions(ports.settings.republish_after_s)
+    for deletion in deletions:
+        await announce_deletion(deletion, ports)
+        log.warning("delete.republished", job_id=deletion.job_id)
+    return len(rows) + len(deletions)

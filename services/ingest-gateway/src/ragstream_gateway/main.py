@@ -9,18 +9,25 @@ import sys
 from dataclasses import dataclass
 
 import structlog
+from google.protobuf.message import Message
 
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, check_pool, open_pool
+from ragstream_core.events import EVENTS_SUBJECTS
 from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import ingest_pb2_grpc
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
-from ragstream_gateway.api import IngestServicer, create_app
-from ragstream_gateway.handlers import republish_unpublished
+from ragstream_gateway.api import create_app
+from ragstream_gateway.direct_upload import sweep_uploads_until
+from ragstream_gateway.grpc_api import IngestServicer
+from ragstream_gateway.handlers import republish_unpublished, track_version
 from ragstream_gateway.repository import DocumentRepository
 from ragstream_gateway.settings import GatewaySettings
+from ragstream_gateway.upload_repository import UploadRepository
+from ragstream_gateway.web_repository import CrawlRepository
+from ragstream_gateway.web_sources import WebSources
 
 log = structlog.get_logger(__name__)
 
@@ -31,13 +38,14 @@ class Ports:
     documents: DocumentRepository
     objects: ObjectStore
     events: Bus
+    uploads: UploadRepository
 
 
 async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
     configure_telemetry("ingest-gateway", settings.core)
     pool = await open_pool(settings.core.postgres_url)
     bus = await Bus.from_settings(settings.core, service="ingest-gateway")
-    ports = Ports(settings, DocumentRepository(pool), open_object_store(settings.core), bus)
+    ports = Ports(settings, DocumentRepository(pool), open_object_store(settings.core), bus, UploadRepository(pool))
     app = create_app(ports, progress_url=settings.progress_url)
 
     ops_routes(
@@ -57,6 +65,21 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
                 log.warning("gateway.republish_failed", error=str(exc))
 
     republisher = asyncio.create_task(republish_loop())
+    upload_sweeper = asyncio.create_task(sweep_uploads_until(stop, ports))
+    # crawls of web sources run in the background; those left by a previous run are resumed
+    web_sources = WebSources(ports, CrawlRepository(pool))
+    app.state.web_sources = web_sources
+    await web_sources.start()
+    # each version's status and counts, from the pipeline's own events
+    bus.consume(
+        Message,
+        durable="gateway-versions",
+        stage="gateway",
+        handler=functools.partial(track_version, ports=ports),
+        batch=32,
+        subject=EVENTS_SUBJECTS,
+        fail_jobs=False,
+    )
     servicer = IngestServicer(ports)
     server = await start_grpc_server(
         [lambda s: ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, s)],  # type: ignore[no-untyped-call]
@@ -70,6 +93,8 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
     finally:
         await server.stop(grace=5)
         republisher.cancel()
+        upload_sweeper.cancel()
+        await web_sources.stop()
         await bus.stop()
         await pool.close()
 

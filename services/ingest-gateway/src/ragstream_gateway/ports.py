@@ -9,6 +9,7 @@ from google.protobuf.message import Message
 from ragstream_core.storage import ObjectStore
 from ragstream_gateway.repository import DocumentRepository
 from ragstream_gateway.settings import GatewaySettings
+from ragstream_gateway.upload_repository import UploadRepository
 
 
 class EventPublisher(Protocol):
@@ -25,3 +26,5 @@ class GatewayPorts(Protocol):
     def objects(self) -> ObjectStore: ...
     @property
     def events(self) -> EventPublisher: ...
+    @property
+    def uploads(self) -> UploadRepository: ...

@@ -18,7 +18,23 @@ class GatewaySettings(BaseSettings):
     grpc_port: int = Field(50051, description="gRPC port (IngestService).")
     progress_url: str = Field("http://127.0.0.1:8081", description="Progress service URL given in job links.")
     max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Larger uploads get 413.")
+    max_tabular_bytes: int = Field(
+        50 * 1024 * 1024,
+        gt=0,
+        description="Larger tabular uploads (CSV, XLSX/XLSM, ODS, Parquet) get 413; never above max_upload_bytes.",
+    )
+    max_batch_files: int = Field(100, gt=0, description="Files per batch upload request; more get 413.")
+    max_batch_bytes: int = Field(1024 * 1024 * 1024, gt=0, description="Batch requests announcing more get 413.")
+    upload_ttl_s: float = Field(3600.0, gt=0, description="Unfinalized direct uploads expire after this.")
+    upload_sweep_s: float = Field(60.0, gt=0, description="How often expired direct uploads are cleaned up.")
     default_tenant: str = Field("default", description="Tenant of requests without X-Tenant-Id.")
     embedding_model: str = Field("all-MiniLM-L6-v2", description="Recorded with each new collection.")
     embedding_dimensions: int = Field(384, gt=0, description="Recorded with each new collection.")
     republish_after_s: float = Field(10.0, gt=0, description="Unpublished uploads older than this are re-sent.")
+    web_max_crawls: int = Field(2, gt=0, description="Crawls one gateway runs at once; more wait queued.")
+    web_max_fetches: int = Field(4, gt=0, description="Pages one gateway fetches and takes in at once.")
+    web_fetch_timeout_s: float = Field(30.0, gt=0, description="Time a crawled page has to answer completely.")
+    web_lease_s: float = Field(30.0, gt=0, description="A crawl whose gateway stopped this long ago is resumed.")
+    web_allow_private_addresses: bool = Field(
+        False, description="Let crawls fetch loopback and private-network hosts (tests, intranet sites)."
+    )

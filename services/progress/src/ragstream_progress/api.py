@@ -17,10 +17,9 @@ from ragstream_core.grpc_server import tenant_from
 from ragstream_core.proto.ragstream.v1 import progress_pb2, progress_pb2_grpc
 from ragstream_core.runtime import error_handlers
 from ragstream_progress.feed import ChangeSignal, watch_changes
-from ragstream_progress.projection import JobStore
+from ragstream_progress.projection import TERMINAL, JobStore
 
 router = APIRouter(prefix="/v1")
-TERMINAL = {"indexed", "failed"}
 
 
 def job_body(job: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +34,11 @@ def job_body(job: dict[str, Any]) -> dict[str, Any]:
         "percent": job["percent"],
         "counts": {"pages": job["pages"], "chunks": job["chunks"], "chunks_embedded": job["chunks_embedded"]},
         "attempts": job["attempts"],
-        "error": ({"stage": job["error_stage"], "reason": job["error_reason"]} if job["status"] == "failed" else None),
+        "error": (
+            {"stage": job["error_stage"], "reason": job["error_reason"]}
+            if job["status"] in ("failed", "cancelled")
+            else None
+        ),
         "timestamps": job["timestamps"],
         "created_at": job["created_at"].isoformat(),
         "updated_at": job["updated_at"].isoformat(),
@@ -220,7 +223,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         return progress_pb2.ListJobsResponse(jobs=[job_message(r) for r in rows])
 
     async def WatchJob(self, request: progress_pb2.GetJobRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def,type-arg]
-        """Stream the job each time it changes, ending when it is indexed or failed."""
+        """Stream the job each time it changes, ending when it reaches a final status."""
         tenant = self._tenant(context)
         last: tuple[Any, ...] | None = None
         while True:

@@ -1,8 +1,11 @@
 """From events to job state: what each event means for its job, and the SQL that applies it.
 
 Guarantees: an event is applied at most once (keyed by its event id); a job's status only
-moves forward (``uploaded → parsing → parsed → embedding → indexed``, or ``failed``), so a
-late or redelivered event never rolls a job back; every applied event stays in the history.
+moves forward (``uploaded → parsing → parsed → embedding → indexed``, or ``failed``; a delete
+job ``deleting → deleted``), so a late or redelivered event never rolls a job back; every
+applied event stays in the history. ``indexed`` outranks ``failed`` (a replayed job that
+succeeds is done), and ``cancelled`` outranks everything (a cancelled job stays cancelled
+whatever its stages still report).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from ragstream_core.proto.ragstream.v1.events_pb2 import (
+    DocDeleted,
     DocParsed,
     DocUploaded,
     IndexUpdated,
@@ -23,7 +27,19 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import (
     StageProgress,
 )
 
-RANK = {"uploaded": 0, "parsing": 1, "parsed": 2, "embedding": 3, "indexed": 4, "failed": 9}
+RANK = {
+    "uploaded": 0,
+    "deleting": 0,
+    "parsing": 1,
+    "parsed": 2,
+    "embedding": 3,
+    "failed": 9,
+    "indexed": 10,
+    "deleted": 10,
+    "cancelled": 11,
+}
+#: statuses after which nothing more happens to a job
+TERMINAL = frozenset({"indexed", "failed", "deleted", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +65,11 @@ def transition_of(event: Message) -> Transition:
                 "parsed",
                 40,
                 {"pages": event.page_count, "chunks": event.chunk_count},
-                detail={"parse_seconds": round(event.parse_seconds, 3), "tokens": event.token_count},
+                detail={
+                    "parse_seconds": round(event.parse_seconds, 3),
+                    "tokens": event.token_count,
+                    **({"warnings": list(event.warnings)} if event.warnings else {}),
+                },
             )
         case StageProgress(stage="embedding"):
             percent = 40 + (55 * event.done // event.total if event.total else 0)
@@ -59,6 +79,16 @@ def transition_of(event: Message) -> Transition:
                 {"chunks": event.total, "chunks_embedded": event.done},
                 attempts=event.attempt,
                 detail={"done": event.done, "total": event.total, "attempt": event.attempt},
+            )
+        case IndexUpdated(deleted=True):
+            return Transition("deleted", 100, detail={"removed_points": event.removed_points})
+        case DocDeleted():
+            return Transition(
+                "deleting", 0, detail={"actor": event.actor, "cancelled_job_ids": list(event.cancelled_job_ids)}
+            )
+        case JobFailed(error_type="Cancelled"):
+            return Transition(
+                "cancelled", 0, error_stage=event.stage, error_reason=event.reason, detail={"error_type": "Cancelled"}
             )
         case IndexUpdated():
             return Transition(
@@ -95,7 +125,7 @@ VALUES (%(job_id)s, %(tenant_id)s, %(collection_id)s, %(document_id)s, %(version
 ON CONFLICT (job_id) DO UPDATE SET
     status = CASE WHEN EXCLUDED.stage_rank >= j.stage_rank THEN EXCLUDED.status ELSE j.status END,
     stage_rank = GREATEST(j.stage_rank, EXCLUDED.stage_rank),
-    percent = CASE WHEN EXCLUDED.stage_rank = 9 THEN j.percent
+    percent = CASE WHEN EXCLUDED.stage_rank IN (9, 11) THEN j.percent
                    WHEN EXCLUDED.stage_rank >= j.stage_rank THEN GREATEST(j.percent, EXCLUDED.percent)
                    ELSE j.percent END,
     pages = GREATEST(j.pages, EXCLUDED.pages),

@@ -25,6 +25,15 @@ class ObjectStore(Protocol):
     async def get_bytes(self, key: str) -> bytes:
         """Read a whole object; raises ``NotFound`` if absent."""
 
+    async def read_into(self, key: str, target: BinaryIO) -> int:
+        """Copy an object into ``target`` in chunks (memory stays flat); returns its size.
+
+        Raises ``NotFound`` if absent.
+        """
+
+    async def size(self, key: str) -> int | None:
+        """The object's size in bytes, or ``None`` if it is not stored."""
+
     async def exists(self, key: str) -> bool:
         """Whether the object is stored."""
 

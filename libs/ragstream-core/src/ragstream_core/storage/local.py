@@ -55,6 +55,23 @@ class LocalObjectStore:
         except FileNotFoundError:
             raise NotFound(f"object {key!r} is not in the store") from None
 
+    def _read_into(self, key: str, target: BinaryIO) -> int:
+        try:
+            with self._path(key).open("rb") as source:
+                shutil.copyfileobj(source, target, _CHUNK)
+                return source.tell()
+        except FileNotFoundError:
+            raise NotFound(f"object {key!r} is not in the store") from None
+
+    async def read_into(self, key: str, target: BinaryIO) -> int:
+        return await asyncio.to_thread(self._read_into, key, target)
+
+    async def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
     async def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import timedelta
 from typing import BinaryIO
 
 from minio import Minio
@@ -12,6 +13,7 @@ from minio.error import S3Error
 from ragstream_core.errors import DependencyUnavailable, NotFound
 
 _PART = 16 * 1024 * 1024
+_CHUNK = 1024 * 1024
 
 
 class S3ObjectStore:
@@ -67,6 +69,48 @@ class S3ObjectStore:
 
     async def get_bytes(self, key: str) -> bytes:
         return await asyncio.to_thread(self._get, key)
+
+    def _read_into(self, key: str, target: BinaryIO) -> int:
+        self._ensure_bucket()
+        try:
+            response = self.client.get_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                raise NotFound(f"object {key!r} is not in bucket {self.bucket!r}") from None
+            raise
+        size = 0
+        try:
+            for chunk in response.stream(_CHUNK):
+                target.write(chunk)
+                size += len(chunk)
+        finally:
+            response.close()
+            response.release_conn()
+        return size
+
+    async def read_into(self, key: str, target: BinaryIO) -> int:
+        return await asyncio.to_thread(self._read_into, key, target)
+
+    def _size(self, key: str) -> int | None:
+        self._ensure_bucket()
+        try:
+            return self.client.stat_object(self.bucket, key).size
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                return None
+            raise
+
+    async def size(self, key: str) -> int | None:
+        return await asyncio.to_thread(self._size, key)
+
+    async def presigned_put_url(self, key: str, *, expires_s: float) -> str:
+        """A URL that lets its holder PUT this one object until it expires (SigV4 query signature)."""
+
+        def presign() -> str:
+            self._ensure_bucket()
+            return self.client.presigned_put_object(self.bucket, key, expires=timedelta(seconds=expires_s))
+
+        return await asyncio.to_thread(presign)
 
     def _exists(self, key: str) -> bool:
         self._ensure_bucket()

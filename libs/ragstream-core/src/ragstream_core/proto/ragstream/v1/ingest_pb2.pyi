@@ -56,3 +56,47 @@ class ListDocumentsResponse(_message.Message):
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     documents: _containers.RepeatedCompositeFieldContainer[Document]
     def __init__(self, documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ...) -> None: ...
+
+class UploadHeader(_message.Message):
+    __slots__ = ("collection_id", "file_name", "force")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    file_name: str
+    force: bool
+    def __init__(self, collection_id: _Optional[str] = ..., file_name: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class UploadRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: UploadHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class UploadResponse(_message.Message):
+    __slots__ = ("document_id", "version", "job_id", "unchanged", "sha256", "size_bytes", "media_type", "collection_id", "file_name", "created_at", "job_url")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    JOB_URL_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    version: int
+    job_id: str
+    unchanged: bool
+    sha256: str
+    size_bytes: int
+    media_type: str
+    collection_id: str
+    file_name: str
+    created_at: _timestamp_pb2.Timestamp
+    job_url: str
+    def __init__(self, document_id: _Optional[str] = ..., version: _Optional[int] = ..., job_id: _Optional[str] = ..., unchanged: _Optional[bool] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., media_type: _Optional[str] = ..., collection_id: _Optional[str] = ..., file_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_url: _Optional[str] = ...) -> None: ...

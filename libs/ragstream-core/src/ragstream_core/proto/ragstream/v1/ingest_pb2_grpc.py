@@ -44,6 +44,11 @@ class IngestServiceStub:
                 request_serializer=ragstream_dot_v1_dot_ingest__pb2.ListDocumentsRequest.SerializeToString,
                 response_deserializer=ragstream_dot_v1_dot_ingest__pb2.ListDocumentsResponse.FromString,
                 _registered_method=True)
+        self.Upload = channel.stream_unary(
+                '/ragstream.v1.IngestService/Upload',
+                request_serializer=ragstream_dot_v1_dot_ingest__pb2.UploadRequest.SerializeToString,
+                response_deserializer=ragstream_dot_v1_dot_ingest__pb2.UploadResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -61,6 +66,15 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Upload(self, request_iterator, context):
+        """Client streaming: one UploadHeader first, then the bytes as chunks (64 KiB each is a good size;
+        a message may not exceed gRPC's 4 MiB default). The server stops reading at the size limit.
+        Errors carry the REST statuses' gRPC codes (INVALID_ARGUMENT for empty, too large, unsupported).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +87,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.ListDocuments,
                     request_deserializer=ragstream_dot_v1_dot_ingest__pb2.ListDocumentsRequest.FromString,
                     response_serializer=ragstream_dot_v1_dot_ingest__pb2.ListDocumentsResponse.SerializeToString,
+            ),
+            'Upload': grpc.stream_unary_rpc_method_handler(
+                    servicer.Upload,
+                    request_deserializer=ragstream_dot_v1_dot_ingest__pb2.UploadRequest.FromString,
+                    response_serializer=ragstream_dot_v1_dot_ingest__pb2.UploadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +148,33 @@ class IngestService:
             '/ragstream.v1.IngestService/ListDocuments',
             ragstream_dot_v1_dot_ingest__pb2.ListDocumentsRequest.SerializeToString,
             ragstream_dot_v1_dot_ingest__pb2.ListDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Upload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/ragstream.v1.IngestService/Upload',
+            ragstream_dot_v1_dot_ingest__pb2.UploadRequest.SerializeToString,
+            ragstream_dot_v1_dot_ingest__pb2.UploadResponse.FromString,
             options,
             channel_credentials,
             insecure,

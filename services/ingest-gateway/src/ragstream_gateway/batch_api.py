@@ -1,0 +1,148 @@
+"""REST batch upload: many files in one multipart request, one result per file.
+
+Each file goes through ``accept_upload`` on its own, in the order sent: one bad file is
+answered with its own error and does not stop the others. The request as a whole is refused
+only when it is too big to read (more than ``max_batch_files`` files, or an announced body
+over ``max_batch_bytes``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from ragstream_core.errors import InvalidInput, RagstreamError, UploadTooLarge, mapping_for
+from ragstream_core.telemetry import current_trace_id
+from ragstream_gateway.api import Actor, Ports, Tenant, version_body
+from ragstream_gateway.handlers import Upload, accept_upload, check_identifier, clean_file_name
+from ragstream_gateway.media import ACCEPTED
+from ragstream_gateway.ports import GatewayPorts
+
+__all__ = ["BATCH_SUFFIX", "router"]
+
+router = APIRouter(prefix="/v1")
+
+#: the path ending of the batch route (``RejectOversized`` leaves its larger bodies to it)
+BATCH_SUFFIX = "/documents:batch"
+
+_FORM = {
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["files"],
+                "properties": {
+                    "files": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "The documents, in the order their results are wanted.",
+                    }
+                },
+            }
+        }
+    },
+    "required": True,
+}
+
+
+def _error_result(file_name: str | None, error: RagstreamError) -> dict[str, Any]:
+    """A file's error: the body a single upload would have answered, with its status code."""
+    return {
+        "file_name": file_name,
+        "status_code": mapping_for(error).http_status,
+        "error": type(error).__name__,
+        "detail": str(error),
+        **error.details,
+        "accepted_types": sorted(ACCEPTED),
+        "trace_id": current_trace_id(),
+    }
+
+
+async def _upload_one(
+    file: UploadFile,
+    *,
+    collection_id: str,
+    tenant: str,
+    actor: str,
+    force: bool,
+    ports: GatewayPorts,
+    progress_url: str,
+) -> dict[str, Any]:
+    try:
+        upload = Upload(
+            tenant_id=tenant,
+            collection_id=collection_id,
+            file_name=clean_file_name(file.filename),
+            source=file.file,
+            force=force,
+            actor=actor,
+        )
+        result = await accept_upload(upload, ports)
+    except RagstreamError as exc:
+        return _error_result(file.filename, exc)
+    body = version_body(result.version, progress_url=progress_url)
+    return {**body, "unchanged": result.unchanged, "status_code": 200 if result.unchanged else 202}
+
+
+@router.post(
+    "/collections/{collection_id}" + BATCH_SUFFIX,
+    status_code=207,
+    openapi_extra={"requestBody": _FORM},
+    responses={207: {"description": "One result per file, in order: its upload body or its error."}},
+)
+async def upload_batch(
+    request: Request,
+    collection_id: str,
+    ports: Ports,
+    tenant: Tenant,
+    actor: Actor,
+    force: Annotated[bool, Query(description="Process again even if the same bytes were uploaded.")] = False,
+) -> JSONResponse:
+    """Upload many documents (multipart fields ``files``): 207 with one result per file, in order.
+
+    A result is the single upload's body with ``status_code`` 202 (new job) or 200
+    (``unchanged``), or that file's error with its ``status_code`` and the accepted types.
+    """
+    check_identifier("collection", collection_id)
+    settings = ports.settings
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > settings.max_batch_bytes:
+        raise UploadTooLarge(
+            f"the batch exceeds the limit of {settings.max_batch_bytes} bytes per request; send it in parts",
+            limit_bytes=settings.max_batch_bytes,
+        )
+    try:
+        form = await request.form(max_files=settings.max_batch_files)
+    except HTTPException as exc:
+        if "Too many files" in str(exc.detail):
+            raise UploadTooLarge(
+                f"a batch holds at most {settings.max_batch_files} files; send the others in another request",
+                max_files=settings.max_batch_files,
+            ) from None
+        raise InvalidInput(f"the batch is not a readable multipart form: {exc.detail}") from None
+    try:
+        files = [value for value in form.getlist("files") if isinstance(value, UploadFile)]
+        if not files:
+            raise InvalidInput("the batch has no files: send each document as a multipart field named 'files'")
+        results = [
+            await _upload_one(
+                file,
+                collection_id=collection_id,
+                tenant=tenant,
+                actor=actor,
+                force=force,
+                ports=ports,
+                progress_url=request.app.state.progress_url,
+            )
+            for file in files
+        ]
+    finally:
+        await form.close()
+    failed = sum(1 for r in results if r["status_code"] >= 400)
+    unchanged = sum(1 for r in results if r["status_code"] == 200)
+    summary = {"accepted": len(results) - failed - unchanged, "unchanged": unchanged, "failed": failed}
+    return JSONResponse({"results": results, **summary}, status_code=207)
