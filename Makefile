@@ -10,7 +10,7 @@ PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install system-deps run test unit e2e bench bench-upload proto lint lock clean
+.PHONY: install system-deps run test unit e2e bench bench-upload proto lint lock clean rebuild-progress soak
 
 install: system-deps $(STAMP) ## virtual environment from requirements.lock, workspace packages editable
 
@@ -45,6 +45,16 @@ unit: install
 
 e2e: install
 	$(PY) -m pytest tests/e2e
+
+# Not part of `make test`: each scenario ingests RAGSTREAM_FAULT_DOCS documents (500 here, 50 there).
+soak: install ## the fault suite (tests/e2e/test_faults*.py) with 500 documents per scenario
+	RAGSTREAM_FAULT_DOCS=$${RAGSTREAM_FAULT_DOCS:-500} $(PY) -m pytest -o timeout=3600 tests/e2e/test_faults*.py
+
+# Beside `make run` (its NATS on 4222, its PostgreSQL's socket read from data/postgres), or
+# against the servers RAGSTREAM_NATS_URL and RAGSTREAM_POSTGRES_URL name.
+rebuild-progress: install ## empty the progress projection and replay every stored event into it
+	RAGSTREAM_POSTGRES_URL="$${RAGSTREAM_POSTGRES_URL:-postgresql://postgres:@/ragstream?host=$$(sed -n 5p data/postgres/postmaster.pid 2>/dev/null)}" \
+	  $(PY) -m ragstream_progress rebuild
 
 bench: install ## throughput against the model alone; writes bench/results/latest.json
 	$(PY) bench/ingest_bench.py

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -16,8 +16,8 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import DocUploaded
 from ragstream_core.storage import LocalObjectStore, ObjectStore
 from ragstream_devstack.servers import Postgres
 from ragstream_devstack.testing import migrated_pool
-from ragstream_gateway.api import create_app
-from ragstream_gateway.ports import GatewayPorts
+from ragstream_gateway.app import create_app
+from ragstream_gateway.ports import GatewayPorts, Wakeup
 from ragstream_gateway.repository import DocumentRepository
 from ragstream_gateway.settings import GatewaySettings
 from ragstream_gateway.upload_repository import UploadRepository
@@ -32,6 +32,7 @@ class Ports:
     objects: ObjectStore
     events: Bus
     uploads: UploadRepository
+    scheduler: Wakeup = field(default_factory=Wakeup)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import (
     JobFailed,
 )
 from ragstream_devstack.testing import new_id
-from ragstream_gateway.handlers import track_version
+from ragstream_gateway.jobs import track_version
 
 if TYPE_CHECKING:
     from conftest import Gateway

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ragstream_core.errors import UnsupportedMediaType
+from ragstream_core.errors import UnsupportedMediaType, UploadTooLarge
 from ragstream_devstack.testing import CORPUS
 from ragstream_gateway.media import (
     CSV,
@@ -305,3 +305,30 @@ def test_converter_check_follows_the_search_path(monkeypatch: pytest.MonkeyPatch
 
     with pytest.raises(UnsupportedMediaType, match="not installed"):
         require_converter("a.doc", DOC)
+
+
+def zip_bomb(expanded_mib: int, *, name: str = "word/document.xml") -> bytes:
+    """A DOCX-shaped ZIP whose one entry inflates ``expanded_mib`` MiB of zeros."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open(name, "w", force_zip64=True) as entry:
+            block = b"\0" * (1024 * 1024)
+            for _ in range(expanded_mib):
+                entry.write(block)
+    return buffer.getvalue()
+
+
+def test_a_zip_bomb_is_refused_before_anything_inflates_it() -> None:
+    bomb = zip_bomb(100)
+
+    with pytest.raises(UploadTooLarge) as raised:
+        detect("report.docx", bomb)
+
+    assert len(bomb) < 1024 * 1024
+    assert "expands to 104857" in str(raised.value)
+    assert "times its size" in str(raised.value)
+
+
+def test_a_highly_compressible_but_small_document_is_accepted() -> None:
+    assert detect("small.docx", zip_bomb(8)) == DOCX

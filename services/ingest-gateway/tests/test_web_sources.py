@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from ragstream_core.proto.ragstream.v1.events_pb2 import DocUploaded
 from ragstream_devstack.testing import eventually, new_id
 from ragstream_devstack.web_site import WebSite
-from ragstream_gateway.api import create_app
+from ragstream_gateway.app import create_app
 from ragstream_gateway.media import HTML, PDF
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.settings import GatewaySettings

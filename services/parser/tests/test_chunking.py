@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from docling.chunking import HybridChunker
 
 from ragstream_parser.chunking import DEFAULT_OVERLAP_TOKENS, STRATEGIES
 from ragstream_parser.docling_parser import DoclingParser, ParsedDocument, ParseOptions
@@ -139,3 +143,41 @@ def test_pdf_markdown_sections_keep_their_pages(parser: DoclingParser, corpus: P
 def test_unknown_strategy_is_refused_with_the_accepted_names(parser: DoclingParser, corpus: Path) -> None:
     with pytest.raises(ValueError, match=r"'sentences'.*accepted: structure, tokens, markdown"):
         parse(parser, corpus, "md/wiki.md", "text/markdown", "sentences")
+
+
+def converted(parser: DoclingParser, data: bytes, name: str) -> Any:
+    """The ``DoclingDocument`` the parser chunks (for a PDF, the one ``structure_pdf`` rebuilds)."""
+    from docling.datamodel.base_models import DocumentStream
+
+    from ragstream_parser.pdf_structure import structure_pdf
+
+    result = parser.converter.convert(DocumentStream(name=name, stream=io.BytesIO(data)))
+    return structure_pdf(result) if name.endswith(".pdf") else result.document
+
+
+@pytest.mark.filterwarnings("ignore:Headers and captions:UserWarning")  # a heading of normal_4pages.pdf
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "pdf/2305.03393v1-pg9.pdf",
+        "pdf/code_and_formula.pdf",
+        "pdf/multi_page.pdf",
+        "pdf/normal_4pages.pdf",
+        "docx/word_tables.docx",
+        "html/wiki_duck.html",
+        "md/wiki.md",
+        "long.pdf",
+    ],
+)
+def test_structure_chunks_made_as_the_document_is_read_are_those_of_docling(
+    parser: DoclingParser, corpus: Path, corpus_pages_pdf: Callable[[int], bytes], relative: str
+) -> None:
+    data = corpus_pages_pdf(30) if relative == "long.pdf" else (corpus / relative).read_bytes()
+    document = converted(parser, data, Path(relative).name)
+    passed: list[Any] = []
+
+    streamed = list(parser.chunking.hybrid.stream(document, passed=passed.extend))
+
+    all_at_once = HybridChunker.chunk(parser.chunking.hybrid, document)  # splits all, then merges all
+    assert [c.export_json_dict() for c in streamed] == [c.export_json_dict() for c in all_at_once]
+    assert {item.self_ref for c in streamed for item in c.meta.doc_items} <= {item.self_ref for item in passed}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from ragstream_parser.docling_parser import DoclingParser
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +78,49 @@ def test_corrupt_pdf_is_unreadable_with_a_reason(parser: DoclingParser) -> None:
 def test_type_without_reader_is_unreadable(parser: DoclingParser) -> None:
     with pytest.raises(UnreadableDocument, match="no reader"):
         parser.parse(b"x", file_name="x.bin", media_type="application/octet-stream")
+
+
+@pytest.mark.parametrize(
+    ("relative", "media_type", "unit"),
+    [
+        ("pdf/multi_page.pdf", PDF, "pages"),
+        ("pptx/powerpoint_sample.pptx", PPTX, "pages"),
+        ("docx/word_sample.docx", DOCX, "items"),
+        ("csv/csv-comma.csv", "text/csv", "rows"),
+    ],
+)
+def test_progress_grows_to_the_whole_document_and_leaves_the_chunks_alone(
+    parser: DoclingParser, corpus: Path, relative: str, media_type: str, unit: str
+) -> None:
+    data = (corpus / relative).read_bytes()
+    told: list[tuple[int, int, str]] = []
+    without = parser.parse(data, file_name=Path(relative).name, media_type=media_type)
+
+    parsed = parser.parse(
+        data, file_name=Path(relative).name, media_type=media_type, progress=lambda *update: told.append(update)
+    )
+
+    assert parsed.chunks == without.chunks
+    done = [update[0] for update in told]
+    assert done == sorted(set(done))
+    assert done[0] > 0
+    total = told[-1][1]
+    assert {(update[1], update[2]) for update in told} == {(total, unit)}
+    assert done[-1] == total
+    if unit == "pages":
+        assert total == parsed.page_count
+
+
+@pytest.mark.filterwarnings("ignore:Headers and captions:UserWarning")  # a heading of normal_4pages.pdf
+def test_pdf_progress_counts_pages_as_they_are_converted_then_as_they_are_chunked(
+    parser: DoclingParser, corpus_pages_pdf: Callable[[int], bytes]
+) -> None:
+    told: list[tuple[int, int, str]] = []
+
+    parser.parse(corpus_pages_pdf(24), file_name="long.pdf", media_type=PDF, progress=lambda *u: told.append(u))
+
+    done = [update[0] for update in told]
+    assert done == sorted(set(done))
+    assert sum(d <= 0.6 * 24 for d in done) >= 10  # conversion: 60 % of each page's worth
+    assert sum(d > 0.6 * 24 for d in done) >= 5  # chunking: the rest
+    assert done[-1] == 24

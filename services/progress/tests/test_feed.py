@@ -13,6 +13,7 @@ import websockets
 
 from ragstream_core.runtime import serve_http
 from ragstream_devstack.servers import Postgres, free_port, wait_for_port
+from ragstream_devstack.testing import new_id
 from ragstream_progress.api import create_app
 from ragstream_progress.feed import ChangeSignal
 from ragstream_progress.projection import JobStore
@@ -111,3 +112,14 @@ async def test_feed_shows_only_the_callers_tenant(server: str, new_job: NewJob, 
         (item,) = await receive_jobs(ws, 1)
 
     assert item["job"]["job_id"] == ours.job_id
+
+
+async def test_websocket_feed_of_a_batch_shows_only_its_jobs(server: str, new_job: NewJob) -> None:
+    batch = new_id("batch")
+    outside, inside = new_job(), new_job(batch_id=batch)
+    async with websockets.connect(f"ws://{server}/v1/jobs/stream?batch_id={batch}") as ws:
+        await outside.apply(outside.uploaded())
+        await inside.apply(inside.uploaded())
+        (item,) = await receive_jobs(ws, 1)
+
+    assert (item["job"]["job_id"], item["job"]["batch_id"]) == (inside.job_id, batch)

@@ -44,6 +44,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
+from ragstream_core.control import JobCancelled, JobControl, JobStopped
 from ragstream_core.errors import mapping_for
 from ragstream_core.events import (
     DEAD_LETTER_STREAM,
@@ -57,7 +58,7 @@ from ragstream_core.events import (
     next_meta,
     stamp,
 )
-from ragstream_core.proto.ragstream.v1.events_pb2 import JobFailed
+from ragstream_core.proto.ragstream.v1.events_pb2 import JobControlled, JobFailed
 from ragstream_core.settings import CoreSettings
 from ragstream_core.telemetry import DEAD_LETTERS, FAILURES, IN_FLIGHT, MESSAGES, STAGE_DURATION
 
@@ -68,6 +69,10 @@ E = TypeVar("E", bound=Message)
 R = TypeVar("R", bound=Message)
 
 
+async def _no_checkpoint() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Delivery:
     """What a handler may know of the message it handles."""
@@ -75,6 +80,9 @@ class Delivery:
     attempt: int
     stream_sequence: int
     subject: str
+    #: raises ``JobStopped`` if the job was cancelled or paused meanwhile; a handler awaits it
+    #: before it makes its effect visible (a no-op for consumers that are not steered)
+    checkpoint: Callable[[], Awaitable[None]] = _no_checkpoint
 
 
 Handler = Callable[[E, Delivery], Awaitable[Message | None]]
@@ -100,6 +108,13 @@ class Bus:
         self.retry_delay_s = retry_delay_s
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._control: JobControl | None = None
+
+    async def job_control(self) -> JobControl:
+        """The job-control bucket (opened, or created, on first use)."""
+        if self._control is None:
+            self._control = await JobControl.open(self.js)
+        return self._control
 
     @classmethod
     async def from_settings(cls, settings: CoreSettings, *, service: str) -> Bus:
@@ -183,14 +198,15 @@ class Bus:
                 with contextlib.suppress(BadRequestError):  # another service created it first
                     await self.js.add_stream(config)
 
-    async def publish(self, event: Message) -> None:
+    async def publish(self, event: Message, *, msg_id: str | None = None) -> None:
         """Store ``event`` in JetStream under its subject, with a deterministic message id.
 
         Raises if JetStream does not confirm; callers ack their input only after this returns.
+        ``msg_id`` overrides the message id (a replay of a dead letter is a new message).
         """
         stamp(event)
         subject = SUBJECT_OF[type(event)]
-        msg_id = message_id(event)
+        msg_id = msg_id or message_id(event)
         with tracer.start_as_current_span(
             f"send {subject}",
             kind=SpanKind.PRODUCER,
@@ -214,23 +230,34 @@ class Bus:
         batch: int = 1,
         subject: str | None = None,
         fail_jobs: bool = True,
+        controlled: bool = False,
     ) -> None:
         """Run ``handler`` over a durable pull consumer until ``stop()``.
 
         ``subject`` defaults to the subject of ``event_type``; a wider filter (such as every
         event) decodes each message by its subject. With ``fail_jobs=False`` (observers such
         as the progress projection) a message that keeps failing is only dead-lettered: the
-        observer's trouble is not the job's.
+        observer's trouble is not the job's. With ``controlled`` (pipeline stages) the job's
+        steering order is checked before the handler runs, at ``Delivery.checkpoint`` and
+        before the output is published: a cancelled run ends with ``JobFailed`` (error type
+        ``Cancelled``), a paused one with ``JobControlled("requeued")``, and nothing of it shows.
         """
         filter_subject = subject or SUBJECT_OF[event_type]
         task = asyncio.create_task(
-            self._consume_loop(filter_subject, durable, stage, handler, batch, fail_jobs),
+            self._consume_loop(filter_subject, durable, stage, handler, batch, fail_jobs, controlled),
             name=f"consume:{durable}",
         )
         self._tasks.append(task)
 
     async def _consume_loop(
-        self, filter_subject: str, durable: str, stage: str, handler: Handler[E], batch: int, fail_jobs: bool
+        self,
+        filter_subject: str,
+        durable: str,
+        stage: str,
+        handler: Handler[E],
+        batch: int,
+        fail_jobs: bool,
+        controlled: bool,
     ) -> None:
         config = ConsumerConfig(
             durable_name=durable,
@@ -257,14 +284,14 @@ class Bus:
             except nats.errors.ConnectionClosedError:
                 break
             for msg in msgs:
-                task = asyncio.create_task(self._handle(msg, stage, handler, fail_jobs))
+                task = asyncio.create_task(self._handle(msg, stage, handler, fail_jobs, controlled))
                 running.add(task)
                 task.add_done_callback(running.discard)
                 task.add_done_callback(lambda _: slot_freed.set())
         if running:
             await asyncio.wait(running)
 
-    async def _handle(self, msg: Msg, stage: str, handler: Handler[E], fail_jobs: bool) -> None:
+    async def _handle(self, msg: Msg, stage: str, handler: Handler[E], fail_jobs: bool, controlled: bool) -> None:
         md = msg.metadata
         attempt = md.num_delivered
         ctx = propagate.extract(dict(msg.headers or {}))
@@ -293,7 +320,7 @@ class Bus:
             meta = event.meta  # type: ignore[attr-defined]
             structlog.contextvars.bind_contextvars(job_id=meta.job_id, document_id=meta.document_id, stage=stage)
             try:
-                await self._run(msg, event, stage, handler, attempt, md.sequence.stream, fail_jobs)
+                await self._run(msg, event, stage, handler, attempt, md.sequence.stream, fail_jobs, controlled)
             except (nats.errors.Error, TimeoutError) as exc:
                 # acking or publishing failed (NATS away): JetStream redelivers after ack_wait
                 log.warning("bus.unsettled", error=str(exc) or type(exc).__name__, attempt=attempt)
@@ -301,7 +328,15 @@ class Bus:
                 structlog.contextvars.unbind_contextvars("job_id", "document_id", "stage")
 
     async def _run(
-        self, msg: Msg, event: Message, stage: str, handler: Handler[E], attempt: int, seq: int, fail_jobs: bool
+        self,
+        msg: Msg,
+        event: Message,
+        stage: str,
+        handler: Handler[E],
+        attempt: int,
+        seq: int,
+        fail_jobs: bool,
+        controlled: bool,
     ) -> None:
         if attempt > self.max_deliver:
             reason = f"gave up after {attempt - 1} deliveries (the process handling it did not finish)"
@@ -310,12 +345,25 @@ class Bus:
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         IN_FLIGHT.labels(stage).inc()
         started = time.perf_counter()
+        checkpoint = _no_checkpoint
+        if controlled:
+            control = await self.job_control()
+            meta = event.meta  # type: ignore[attr-defined]
+
+            async def checkpoint() -> None:
+                await control.check(meta)
+
         try:
-            output = await handler(event, Delivery(attempt, seq, msg.subject))  # type: ignore[arg-type]
+            await checkpoint()
+            output = await handler(event, Delivery(attempt, seq, msg.subject, checkpoint))  # type: ignore[arg-type]
             if output is not None:
+                if not isinstance(output, JobFailed):
+                    await checkpoint()
                 await self.publish(output)
         except asyncio.CancelledError:
             raise
+        except JobStopped as stopped:
+            await self._stopped(msg, event, stage, stopped, attempt)
         except Exception as exc:  # the bus is where handler failures are decided
             mapping = mapping_for(exc)
             reason = str(exc) or type(exc).__name__
@@ -334,6 +382,26 @@ class Bus:
             heartbeat.cancel()
             IN_FLIGHT.labels(stage).dec()
             STAGE_DURATION.labels(stage).observe(time.perf_counter() - started)
+
+    async def _stopped(self, msg: Msg, event: Message, stage: str, stopped: JobStopped, attempt: int) -> None:
+        """End a steered-away run: cancelled runs fail as ``Cancelled``, paused ones go back to the queue."""
+        meta = next_meta(event.meta)  # type: ignore[attr-defined]
+        if isinstance(stopped, JobCancelled):
+            await self.publish(
+                JobFailed(
+                    meta=meta,
+                    stage=stage,
+                    reason=stopped.reason,
+                    attempts=attempt,
+                    error_type="Cancelled",
+                    retryable=False,
+                )
+            )
+        else:
+            await self.publish(JobControlled(meta=meta, action="requeued", reason=stopped.reason, control_id=stage))
+        log.info("bus.job_stopped", action=stopped.action, reason=stopped.reason)
+        MESSAGES.labels(stage, stopped.action).inc()
+        await msg.ack_sync()
 
     async def _fail(
         self,

@@ -15,9 +15,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ragstream_core.proto.ragstream.v1.events_pb2 import (
     DocDeleted,
     DocParsed,
+    DocReleased,
     DocUploaded,
     EventMeta,
     IndexUpdated,
+    JobControlled,
     JobFailed,
     StageProgress,
 )
@@ -30,11 +32,13 @@ SEARCH_SUBJECT = "ragstream.rpc.search"
 
 SUBJECT_OF: dict[type[Message], str] = {
     DocUploaded: "ragstream.events.doc.uploaded",
+    DocReleased: "ragstream.events.doc.released",
     StageProgress: "ragstream.events.job.progress",
     DocParsed: "ragstream.events.doc.parsed",
     IndexUpdated: "ragstream.events.index.updated",
     JobFailed: "ragstream.events.job.failed",
     DocDeleted: "ragstream.events.doc.deleted",
+    JobControlled: "ragstream.events.job.control",
 }
 TYPE_OF_SUBJECT: dict[str, type[Message]] = {subject: t for t, subject in SUBJECT_OF.items()}
 TYPE_HEADER = "Ragstream-Type"
@@ -51,22 +55,28 @@ def message_id(event: Message) -> str:
     """The ``Nats-Msg-Id`` (and ``event_id``) of an event: job, stage and position.
 
     A retried publish of the same logical event gets the same id, so JetStream's duplicate
-    window drops it and the progress projection applies it once.
+    window drops it and the progress projection applies it once. A retried job (``retry`` > 0)
+    is a new run: its events get ids of their own.
     """
     meta: EventMeta = event.meta  # type: ignore[attr-defined]
+    run = f"{meta.job_id}:r{meta.retry}" if meta.retry else meta.job_id
     match event:
         case DocUploaded():
-            return f"{meta.job_id}:uploaded"
+            return f"{run}:uploaded"
+        case DocReleased():
+            return f"{run}:released"
         case DocParsed():
-            return f"{meta.job_id}:parsed"
+            return f"{run}:parsed"
         case IndexUpdated():
-            return f"{meta.job_id}:indexed"
+            return f"{run}:indexed"
         case DocDeleted():
-            return f"{meta.job_id}:deleted"
+            return f"{run}:deleted"
         case StageProgress(stage=stage, done=done, attempt=attempt):
-            return f"{meta.job_id}:{stage}:{done}:a{attempt}"
+            return f"{run}:{stage}:{done}:a{attempt}"
         case JobFailed(stage=stage):
-            return f"{meta.job_id}:failed:{stage}"
+            return f"{run}:failed:{stage}"
+        case JobControlled(action=action, control_id=control_id):
+            return f"{run}:{action}:{control_id}"
     raise TypeError(f"no subject for {type(event).__name__}; known: {sorted(t.__name__ for t in SUBJECT_OF)}")
 
 

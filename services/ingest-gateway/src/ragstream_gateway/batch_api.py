@@ -8,7 +8,8 @@ over ``max_batch_bytes``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import uuid
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -71,6 +72,8 @@ async def _upload_one(
     force: bool,
     ports: GatewayPorts,
     progress_url: str,
+    batch_id: str,
+    priority: str,
 ) -> dict[str, Any]:
     try:
         upload = Upload(
@@ -80,6 +83,8 @@ async def _upload_one(
             source=file.file,
             force=force,
             actor=actor,
+            batch_id=batch_id,
+            priority=priority,
         )
         result = await accept_upload(upload, ports)
     except RagstreamError as exc:
@@ -101,13 +106,19 @@ async def upload_batch(
     tenant: Tenant,
     actor: Actor,
     force: Annotated[bool, Query(description="Process again even if the same bytes were uploaded.")] = False,
+    batch_id: Annotated[str | None, Query(description="The batch's id (default: a new one).")] = None,
+    priority: Annotated[
+        Literal["high", "normal", "bulk"], Query(description="Lane of the batch's jobs (default normal).")
+    ] = "normal",
 ) -> JSONResponse:
     """Upload many documents (multipart fields ``files``): 207 with one result per file, in order.
 
     A result is the single upload's body with ``status_code`` 202 (new job) or 200
     (``unchanged``), or that file's error with its ``status_code`` and the accepted types.
+    The jobs share a ``batch_id`` (answered), to watch and steer them together.
     """
     check_identifier("collection", collection_id)
+    batch = check_identifier("batch", batch_id) if batch_id else f"batch-{uuid.uuid4().hex[:16]}"
     settings = ports.settings
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > settings.max_batch_bytes:
@@ -137,6 +148,8 @@ async def upload_batch(
                 force=force,
                 ports=ports,
                 progress_url=request.app.state.progress_url,
+                batch_id=batch,
+                priority=priority,
             )
             for file in files
         ]
@@ -145,4 +158,4 @@ async def upload_batch(
     failed = sum(1 for r in results if r["status_code"] >= 400)
     unchanged = sum(1 for r in results if r["status_code"] == 200)
     summary = {"accepted": len(results) - failed - unchanged, "unchanged": unchanged, "failed": failed}
-    return JSONResponse({"results": results, **summary}, status_code=207)
+    return JSONResponse({"batch_id": batch, "results": results, **summary}, status_code=207)

@@ -13,17 +13,14 @@ from typing import Any, BinaryIO
 
 import nats.errors
 import structlog
-from google.protobuf.message import Message
+from opentelemetry import propagate
 
-from ragstream_core.bus import Delivery
 from ragstream_core.errors import Conflict, EmptyUpload, InvalidInput, NotFound, UploadTooLarge
 from ragstream_core.events import chunks_key, new_job_id
 from ragstream_core.proto.ragstream.v1.events_pb2 import (
     DocDeleted,
-    DocParsed,
     DocUploaded,
     EventMeta,
-    IndexUpdated,
     JobFailed,
 )
 from ragstream_gateway.limits import checked_media_type, upload_limit
@@ -53,6 +50,10 @@ class Upload:
     source_url: str | None = None
     #: the new version's label (default "v<N>")
     label: str = ""
+    #: lane: "high" (interactive), "normal" or "bulk"
+    priority: str = "normal"
+    #: the batch the upload belongs to (batch upload, crawl, X-Batch-Id)
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,17 +96,32 @@ def fingerprint(source: BinaryIO, *, max_bytes: int) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span, if any."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def job_meta(row: VersionRow, *, retry: int = 0) -> EventMeta:
+    """The metadata of the events of a version's job (of its run ``retry``)."""
+    return EventMeta(
+        job_id=row.job_id,
+        tenant_id=row.tenant_id,
+        collection_id=row.collection_id,
+        document_id=row.document_id,
+        version=row.version,
+        file_name=row.file_name,
+        batch_id=row.batch_id or "",
+        priority=row.priority,
+        retry=retry,
+    )
+
+
 def document_uploaded(row: VersionRow, collection: CollectionRow | None) -> DocUploaded:
-    """The event announcing a version, with the collection's parsing preferences."""
+    """The event announcing a version (its job is queued), with the collection's parsing preferences."""
     event = DocUploaded(
-        meta=EventMeta(
-            job_id=row.job_id,
-            tenant_id=row.tenant_id,
-            collection_id=row.collection_id,
-            document_id=row.document_id,
-            version=row.version,
-            file_name=row.file_name,
-        ),
+        meta=job_meta(row),
         object_key=row.object_key,
         media_type=row.media_type,
         size_bytes=row.size_bytes,
@@ -162,6 +178,9 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
             document_id=upload.replaces,
             source_url=upload.source_url,
             label=upload.label,
+            priority=upload.priority,
+            batch_id=upload.batch_id,
+            traceparent=current_traceparent(),
         ),
         job_id=new_job_id(),
         model=settings.embedding_model,
@@ -171,6 +190,7 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
         log.info("upload.unchanged", document_id=row.document_id, version=row.version)
         return UploadResult(row, unchanged=True)
     await announce(row, collection, ports)
+    ports.scheduler.wake()
     log.info(
         "upload.accepted", document_id=row.document_id, version=row.version, size_bytes=size, media_type=media_type
     )
@@ -207,6 +227,7 @@ async def reembed_document(tenant_id: str, document_id: str, ports: GatewayPorts
         dimensions=ports.settings.embedding_dimensions,
     )
     await announce(row, collection, ports)
+    ports.scheduler.wake()
     return row
 
 
@@ -338,24 +359,6 @@ async def compare_versions(tenant_id: str, document_id: str, a: int, b: int, por
         ],
         "unchanged": unchanged,
     }
-
-
-async def track_version(event: Message, delivery: Delivery, ports: GatewayPorts) -> None:
-    """Keep each version's status and counts from the pipeline's events (an observer)."""
-    match event:
-        case DocParsed():
-            await ports.documents.version_parsed(
-                event.meta.job_id,
-                chunk_count=event.chunk_count,
-                page_count=event.page_count,
-                warnings=list(event.warnings),
-            )
-        case IndexUpdated(deleted=False):
-            await ports.documents.version_indexed(event.meta.job_id, chunk_count=event.chunk_count)
-        case JobFailed():
-            await ports.documents.version_failed(
-                event.meta.job_id, reason=event.reason, cancelled=event.error_type == "Cancelled"
-            )
 
 
 async def republish_unpublished(ports: GatewayPorts) -> int:

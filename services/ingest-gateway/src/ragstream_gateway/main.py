@@ -19,10 +19,12 @@ from ragstream_core.proto.ragstream.v1 import ingest_pb2_grpc
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
-from ragstream_gateway.api import create_app
+from ragstream_gateway.app import create_app
 from ragstream_gateway.direct_upload import sweep_uploads_until
 from ragstream_gateway.grpc_api import IngestServicer
-from ragstream_gateway.handlers import republish_unpublished, track_version
+from ragstream_gateway.handlers import republish_unpublished
+from ragstream_gateway.jobs import run_scheduler, track_version
+from ragstream_gateway.ports import Wakeup
 from ragstream_gateway.repository import DocumentRepository
 from ragstream_gateway.settings import GatewaySettings
 from ragstream_gateway.upload_repository import UploadRepository
@@ -39,13 +41,17 @@ class Ports:
     objects: ObjectStore
     events: Bus
     uploads: UploadRepository
+    scheduler: Wakeup
 
 
 async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
     configure_telemetry("ingest-gateway", settings.core)
     pool = await open_pool(settings.core.postgres_url)
     bus = await Bus.from_settings(settings.core, service="ingest-gateway")
-    ports = Ports(settings, DocumentRepository(pool), open_object_store(settings.core), bus, UploadRepository(pool))
+    ports = Ports(
+        settings, DocumentRepository(pool), open_object_store(settings.core), bus, UploadRepository(pool), Wakeup()
+    )
+    await bus.job_control()
     app = create_app(ports, progress_url=settings.progress_url)
 
     ops_routes(
@@ -65,6 +71,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
                 log.warning("gateway.republish_failed", error=str(exc))
 
     republisher = asyncio.create_task(republish_loop())
+    scheduler = asyncio.create_task(run_scheduler(ports, stop, ports.scheduler.event))
     upload_sweeper = asyncio.create_task(sweep_uploads_until(stop, ports))
     # crawls of web sources run in the background; those left by a previous run are resumed
     web_sources = WebSources(ports, CrawlRepository(pool))
@@ -93,6 +100,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
     finally:
         await server.stop(grace=5)
         republisher.cancel()
+        scheduler.cancel()
         upload_sweeper.cancel()
         await web_sources.stop()
         await bus.stop()

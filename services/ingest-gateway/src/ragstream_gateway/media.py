@@ -22,7 +22,7 @@ import zipfile
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from ragstream_core.errors import UnsupportedMediaType
+from ragstream_core.errors import UnsupportedMediaType, UploadTooLarge
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -99,10 +99,35 @@ def require_converter(file_name: str, media_type: str, *, path: str | None = Non
         )
 
 
+#: a ZIP container (DOCX, XLSX, ODF...) may expand to at most this much ...
+MAX_EXPANDED_BYTES = 1024 * 1024 * 1024
+#: ... and, beyond ``_BOMB_FLOOR`` bytes, at most this many times its compressed size
+MAX_EXPANSION_RATIO = 200
+_BOMB_FLOOR = 64 * 1024 * 1024
+MAX_ZIP_ENTRIES = 50_000
+
+
+def _check_expansion(archive: zipfile.ZipFile, compressed: int) -> None:
+    """Refuse a ZIP bomb before any reader inflates it (declared sizes bind Python's readers)."""
+    entries = archive.infolist()
+    expanded = sum(i.file_size for i in entries)
+    ratio = expanded / max(compressed, 1)
+    if len(entries) > MAX_ZIP_ENTRIES:
+        raise UploadTooLarge(f"the ZIP container holds {len(entries)} entries; at most {MAX_ZIP_ENTRIES} are accepted")
+    if expanded > MAX_EXPANDED_BYTES or (expanded > _BOMB_FLOOR and ratio > MAX_EXPANSION_RATIO):
+        raise UploadTooLarge(
+            f"the ZIP container expands to {expanded} bytes ({ratio:.0f} times its size); accepted: at most"
+            f" {MAX_EXPANDED_BYTES} bytes, and at most {MAX_EXPANSION_RATIO} times its size beyond {_BOMB_FLOOR}"
+        )
+
+
 def _zip_kind(source: BinaryIO) -> str | None:
+    source.seek(0, 2)
+    compressed = source.tell()
     source.seek(0)
     try:
         with zipfile.ZipFile(source) as archive:
+            _check_expansion(archive, compressed)
             names = set(archive.namelist())
             opendocument = archive.read("mimetype")[:100] if "mimetype" in names else b""
     except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, OSError, EOFError, RuntimeError):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from google.protobuf.message import Message
 
+from ragstream_core.control import JobControl
 from ragstream_core.storage import ObjectStore
 from ragstream_gateway.repository import DocumentRepository
 from ragstream_gateway.settings import GatewaySettings
@@ -14,6 +16,18 @@ from ragstream_gateway.upload_repository import UploadRepository
 
 class EventPublisher(Protocol):
     async def publish(self, event: Message) -> None: ...
+
+    async def job_control(self) -> JobControl: ...
+
+
+class Wakeup:
+    """Wakes the job scheduler: an upload queued work, a job finished, an order changed the queue."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        self.event.set()
 
 
 class GatewayPorts(Protocol):
@@ -28,3 +42,5 @@ class GatewayPorts(Protocol):
     def events(self) -> EventPublisher: ...
     @property
     def uploads(self) -> UploadRepository: ...
+    @property
+    def scheduler(self) -> Wakeup: ...

@@ -48,6 +48,13 @@ class VersionRow:
     finished_at: datetime | None = None
     source_url: str | None = None
     deleted_at: datetime | None = None
+    priority: str = "normal"
+    batch_id: str | None = None
+    retry: int = 0
+    paused: bool = False
+    released_at: datetime | None = None
+    cancel_requested: bool = False
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,10 @@ class NewVersion:
     #: the document this is a version of (``replaces=`` or a re-embed); else found by name
     document_id: str | None = None
     source_url: str | None = None
+    priority: str = "normal"
+    batch_id: str | None = None
+    #: the W3C trace context of the request, so that the job's later hops join its trace
+    traceparent: str | None = None
 
 
 CHUNKING = ("structure", "tokens", "markdown")
@@ -106,7 +117,8 @@ _VERSION_SELECT = """
 SELECT d.document_id, d.tenant_id, d.collection_id, d.file_name, v.version, v.job_id, v.sha256,
        v.object_key, v.media_type, v.size_bytes, v.created_at, v.published_at, v.reason, v.label,
        v.uploaded_by, v.file_name AS uploaded_as, v.status, v.chunk_count, v.page_count, v.warnings,
-       v.error, v.finished_at, d.source_url, d.deleted_at
+       v.error, v.finished_at, d.source_url, d.deleted_at, v.priority, v.batch_id, v.retry, v.paused,
+       v.released_at, v.cancel_requested, v.traceparent
 FROM gateway.document_versions v JOIN gateway.documents d USING (document_id)
 """
 
@@ -329,8 +341,8 @@ class DocumentRepository:
             document_id = await self._document_for(conn, new)
             cur2 = await conn.execute(
                 "INSERT INTO gateway.document_versions (document_id, version, job_id, sha256, object_key, media_type,"
-                " size_bytes, reason, label, uploaded_by, file_name)"
-                " SELECT %s, COALESCE(MAX(version), 0) + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s"
+                " size_bytes, reason, label, uploaded_by, file_name, priority, batch_id, traceparent)"
+                " SELECT %s, COALESCE(MAX(version), 0) + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s"
                 " FROM gateway.document_versions WHERE document_id = %s RETURNING version",
                 (
                     document_id,
@@ -343,6 +355,9 @@ class DocumentRepository:
                     new.label,
                     new.actor,
                     new.file_name,
+                    new.priority,
+                    new.batch_id,
+                    new.traceparent,
                     document_id,
                 ),
             )
@@ -353,6 +368,11 @@ class DocumentRepository:
                 await conn.execute(
                     "UPDATE gateway.document_versions SET label = %s WHERE document_id = %s AND version = %s",
                     (f"v{version}", document_id, version),
+                )
+            if new.batch_id:
+                await conn.execute(
+                    "INSERT INTO gateway.batches (tenant_id, batch_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (new.tenant_id, new.batch_id),
                 )
             await audit(
                 conn,
@@ -453,6 +473,12 @@ class DocumentRepository:
                 new_name=file_name,
             )
 
+    async def versions_of_jobs(self, job_ids: list[str]) -> dict[str, VersionRow]:
+        """The versions of the given jobs, by job id (any tenant: callers check it)."""
+        async with self.pool.connection() as conn, conn.cursor(row_factory=class_row(VersionRow)) as cur:
+            await cur.execute(_VERSION_SELECT + " WHERE v.job_id = ANY(%s)", (job_ids,))
+            return {r.job_id: r for r in await cur.fetchall()}
+
     async def get_version(self, tenant_id: str, document_id: str, version: int) -> VersionRow | None:
         async with self.pool.connection() as conn, conn.cursor(row_factory=class_row(VersionRow)) as cur:
             await cur.execute(
@@ -517,12 +543,13 @@ class DocumentRepository:
                     row,
                 )
 
-    async def version_failed(self, job_id: str, *, reason: str, cancelled: bool = False) -> None:
+    async def version_failed(self, job_id: str, *, reason: str, retry: int = 0, cancelled: bool = False) -> None:
+        """Mark a version failed (or cancelled), unless the failure is of an older run than its current one."""
         async with self.pool.connection() as conn:
             await conn.execute(
                 "UPDATE gateway.document_versions SET status = %s, error = %s, finished_at = now()"
-                " WHERE job_id = %s AND status = 'processing'",
-                ("cancelled" if cancelled else "failed", reason, job_id),
+                " WHERE job_id = %s AND status = 'processing' AND retry <= %s",
+                ("cancelled" if cancelled else "failed", reason, job_id, retry),
             )
 
     # ---- delete ------------------------------------------------------------------------------

@@ -38,3 +38,14 @@ class GatewaySettings(BaseSettings):
     web_allow_private_addresses: bool = Field(
         False, description="Let crawls fetch loopback and private-network hosts (tests, intranet sites)."
     )
+    collection_concurrency: int = Field(
+        3, gt=0, description="Jobs one collection may have in flight while other collections' work waits."
+    )
+    strict_caps: bool = Field(
+        False, description="Hold a collection at its cap even when nothing else waits (default: use idle capacity)."
+    )
+    max_released_jobs: int = Field(16, gt=0, description="Jobs released to the pipeline and unfinished, in all.")
+    schedule_interval_s: float = Field(1.0, gt=0, description="The scheduler releases work at least this often.")
+    stall_after_s: float = Field(600.0, gt=0, description="A released job with no event this long is re-driven.")
+    stall_check_s: float = Field(30.0, gt=0, description="How often the scheduler looks for stalled jobs.")
+    max_redrives: int = Field(2, ge=0, description="Re-drives of a stalled job before it fails with the reason.")

@@ -13,12 +13,16 @@
 
 Every strategy counts tokens with the embedding model's own tokenizer, including the embedded
 heading prefix, so no chunk exceeds ``max_tokens``; every chunk keeps the pages it comes from.
+
+Chunking reports how far it has read the document, in pages (the pages before the one it is on)
+or, for documents without pages, in items (headings, paragraphs, tables, in reading order).
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -28,11 +32,14 @@ from pydantic import PrivateAttr
 from semchunk.semchunk import Chunker as SemanticSplitter
 
 from ragstream_parser.docling_parser import Chunk
+from ragstream_parser.progress import Progress
 
 __all__ = ["DEFAULT_OVERLAP_TOKENS", "STRATEGIES", "DocumentChunker", "check_strategy"]
 
 STRATEGIES = ("structure", "tokens", "markdown")
 DEFAULT_OVERLAP_TOKENS = 32
+#: chunks under one heading path are merged once at least this many are waiting and the path changes
+_MIN_MERGE_RUN = 32
 
 
 def check_strategy(name: str) -> None:
@@ -60,6 +67,8 @@ class _HybridChunker(HybridChunker):  # type: ignore[misc]  # docling is not typ
     registers a new unbounded memo in semchunk's module-level table, which a long-running parser
     never frees. The splits are the same: semchunk counts tokens with the same tokenizer, without
     special tokens (checked on every corpus document).
+
+    Its chunks also come as the document is read (``stream``), rather than all at the end.
     """
 
     _count: Callable[[str], int] = PrivateAttr()
@@ -67,6 +76,34 @@ class _HybridChunker(HybridChunker):  # type: ignore[misc]  # docling is not typ
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
         self._count = functools.lru_cache(maxsize=8192)(self.tokenizer.count_tokens)
+
+    def chunk(self, dl_doc: Any, **kwargs: Any) -> Iterator[Any]:
+        return self.stream(dl_doc, **kwargs)
+
+    def stream(self, dl_doc: Any, *, passed: Callable[[list[Any]], None] | None = None, **kwargs: Any) -> Iterator[Any]:
+        """The chunks of ``HybridChunker.chunk``, the same and in the same order, made as the document is read.
+
+        ``HybridChunker.chunk`` splits every item, then merges all chunks, before it returns the
+        first. Merging never joins chunks under different heading paths, so merging each run of
+        chunks under one path on its own gives the same chunks (checked against
+        ``HybridChunker.chunk`` on every corpus document). ``passed`` is told the items of the
+        document as they are split, in reading order.
+        """
+        serializer = self.serializer_provider.get_serializer(doc=dl_doc)
+        run: list[Any] = []
+        for item_chunk in self._inner_chunker.chunk(dl_doc=dl_doc, **kwargs):
+            for piece in self._split_by_doc_items(item_chunk, doc_serializer=serializer):
+                for split in self._split_using_plain_text(piece, doc_serializer=serializer):
+                    if len(run) >= _MIN_MERGE_RUN and split.meta.headings != run[-1].meta.headings:
+                        yield from self._merged(run)
+                        run = []
+                    run.append(split)
+            if passed is not None:
+                passed(item_chunk.meta.doc_items)
+        yield from self._merged(run)
+
+    def _merged(self, run: list[Any]) -> list[Any]:
+        return cast(list[Any], self._merge_chunks_with_matching_metadata(run)) if self.merge_peers and run else run
 
     def segment(self, doc_chunk: Any, available_length: int, doc_serializer: Any) -> list[str]:
         items = doc_chunk.meta.doc_items
@@ -94,24 +131,31 @@ class DocumentChunker:
             image_mode=ImageRefMode.PLACEHOLDER, image_placeholder="", escape_underscores=False, escape_html=False
         )
 
-    def chunk(self, document: Any, *, strategy: str = "structure") -> list[Chunk]:
+    def chunk(self, document: Any, *, strategy: str = "structure", progress: Progress | None = None) -> list[Chunk]:
         """The document's chunks, indexed from 0, none over the token limit; deterministic.
 
-        Raises ``ValueError`` for an unknown strategy. A document without text yields ``[]``.
+        ``progress`` is told how far chunking has read the document (pages, else items), ending
+        with all of them; it does not change the chunks. Raises ``ValueError`` for an unknown
+        strategy. A document without text yields ``[]``.
         """
         check_strategy(strategy)
+        reach = _Reach(document, progress) if progress is not None else None
         if strategy == "tokens":
-            return self._by_tokens(document)
-        if strategy == "markdown":
-            return self._by_sections(document)
-        return self._by_structure(document)
+            chunks = self._by_tokens(document, reach)
+        elif strategy == "markdown":
+            chunks = self._by_sections(document, reach)
+        else:
+            chunks = self._by_structure(document, reach)
+        if reach is not None:
+            reach.finish()
+        return chunks
 
     def count_tokens(self, text: str) -> int:
         return int(self._tokenizer.count_tokens(text))
 
-    def _by_structure(self, document: Any) -> list[Chunk]:
+    def _by_structure(self, document: Any, reach: _Reach | None) -> list[Chunk]:
         chunks: list[Chunk] = []
-        for raw in self.hybrid.chunk(document):
+        for raw in self.hybrid.stream(document, passed=reach.passed if reach is not None else None):
             embed_text = self.hybrid.contextualize(raw)
             if not embed_text.strip():
                 continue
@@ -128,7 +172,7 @@ class DocumentChunker:
             )
         return chunks
 
-    def _by_tokens(self, document: Any) -> list[Chunk]:
+    def _by_tokens(self, document: Any, reach: _Reach | None) -> list[Chunk]:
         serializer = self.hybrid.serializer_provider.get_serializer(doc=document)
         passages = list(_passages(document, serializer))
         spans: list[tuple[int, int, _Passage]] = []
@@ -158,9 +202,11 @@ class DocumentChunker:
                     pages=sorted({page for passage in covered_passages for page in passage.pages}),
                 )
             )
+            if reach is not None:
+                reach.reached_pages(chunks[-1].pages)
         return chunks
 
-    def _by_sections(self, document: Any) -> list[Chunk]:
+    def _by_sections(self, document: Any, reach: _Reach | None) -> list[Chunk]:
         from docling_core.transforms.serializer.markdown import MarkdownDocSerializer
 
         serializer = MarkdownDocSerializer(doc=document, params=self._markdown_params)
@@ -192,6 +238,8 @@ class DocumentChunker:
                         pages=list(pages),
                     )
                 )
+                if reach is not None:
+                    reach.reached_pages(pages)
         return chunks
 
     def _prefix(self, headings: tuple[str, ...]) -> str:
@@ -259,6 +307,45 @@ class DocumentChunker:
                 break
             start = _best_boundary(boundary, range(max(end - overlap, start + 1), end), default=end)
         return windows
+
+
+class _Reach:
+    """How far chunking has read a document, told to a ``Progress`` as it moves on.
+
+    In pages when the document has pages (those before the page being read are done), else in
+    items in reading order. Only increases are told.
+    """
+
+    def __init__(self, document: Any, progress: Progress) -> None:
+        self._progress = progress
+        self._pages: list[int] = sorted(document.pages)
+        self._positions: dict[str, int] = {}
+        if self._pages:
+            self._unit, self._total = "pages", len(self._pages)
+        else:
+            items = document.iterate_items(with_groups=True)
+            self._positions = {item.self_ref: position for position, (item, _) in enumerate(items, start=1)}
+            self._unit, self._total = "items", len(self._positions)
+        self._done = 0
+
+    def passed(self, items: list[Any]) -> None:
+        """Chunking has passed ``items`` (Docling's ``DocItem``s)."""
+        if self._pages:
+            self.reached_pages(prov.page_no for item in items for prov in item.prov)
+        else:
+            self._advance(max((self._positions.get(item.self_ref, 0) for item in items), default=0))
+
+    def reached_pages(self, pages: Iterable[int]) -> None:
+        """Chunking has reached the last of ``pages``: the pages before it are done."""
+        self._advance(bisect.bisect_left(self._pages, max(pages, default=0)))
+
+    def finish(self) -> None:
+        self._advance(self._total)
+
+    def _advance(self, done: int) -> None:
+        if done > self._done:
+            self._done = done
+            self._progress(done, self._total, self._unit)
 
 
 def _best_boundary(boundary: list[int], candidates: range, *, default: int) -> int:

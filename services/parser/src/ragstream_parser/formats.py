@@ -21,6 +21,7 @@ from ragstream_parser import legacy
 from ragstream_parser.docling_parser import ParsedDocument, ParseOptions
 from ragstream_parser.email_message import email_as_html
 from ragstream_parser.packing import TokenCounter
+from ragstream_parser.progress import Progress
 from ragstream_parser.tabular import Table, read_csv, read_parquet, table_chunks, workbook_tables
 from ragstream_parser.webvtt import cue_chunks, read_cues
 
@@ -71,9 +72,12 @@ class FormatReader:
         self._spreadsheets: Any = None
 
     def read(
-        self, data: bytes, *, file_name: str, media_type: str, options: ParseOptions
+        self, data: bytes, *, file_name: str, media_type: str, options: ParseOptions, progress: Progress | None = None
     ) -> ParsedDocument | DoclingSource:
-        """The parsed document, or what Docling should read instead; raises ``UnreadableDocument`` with the reason."""
+        """The parsed document, or what Docling should read instead; raises ``UnreadableDocument`` with the reason.
+
+        ``progress`` is told how many rows of a table are chunked (``docling_parser.Progress``).
+        """
         if media_type in CONVERTED:
             source, target, media_type = CONVERTED[media_type]
             data = legacy.convert(
@@ -85,12 +89,12 @@ class FormatReader:
             )
         if media_type in (XLSX, XLSM):
             document = self._spreadsheet(data, file_name=file_name)
-            return self._tables(workbook_tables(document), [], file_name, options, document.num_pages())
+            return self._tables(workbook_tables(document), [], file_name, options, document.num_pages(), progress)
         if media_type == CSV:
             table, warnings = read_csv(data, file_name=file_name)
-            return self._tables([table], warnings, file_name, options, 1)
+            return self._tables([table], warnings, file_name, options, 1, progress)
         if media_type == PARQUET:
-            return self._tables([read_parquet(data, file_name=file_name)], [], file_name, options, 1)
+            return self._tables([read_parquet(data, file_name=file_name)], [], file_name, options, 1, progress)
         if media_type == VTT:
             cues = read_cues(data, file_name=file_name)
             chunks = cue_chunks(cues, count_tokens=self._count_tokens, max_tokens=self._max_tokens)
@@ -100,10 +104,21 @@ class FormatReader:
         return DoclingSource(data, media_type)
 
     def _tables(
-        self, tables: list[Table], warnings: list[str], file_name: str, options: ParseOptions, pages: int
+        self,
+        tables: list[Table],
+        warnings: list[str],
+        file_name: str,
+        options: ParseOptions,
+        pages: int,
+        progress: Progress | None,
     ) -> ParsedDocument:
         chunks, preference_warnings = table_chunks(
-            tables, options=options, count_tokens=self._count_tokens, max_tokens=self._max_tokens, file_name=file_name
+            tables,
+            options=options,
+            count_tokens=self._count_tokens,
+            max_tokens=self._max_tokens,
+            file_name=file_name,
+            progress=progress,
         )
         if not chunks:
             raise UnreadableDocument(f"{file_name!r} contains no rows to index")

@@ -10,9 +10,10 @@ from prometheus_client import Counter
 
 from ragstream_core.bus import Delivery
 from ragstream_core.events import chunks_key, next_meta
-from ragstream_core.proto.ragstream.v1.events_pb2 import DocParsed, DocUploaded, StageProgress
+from ragstream_core.proto.ragstream.v1.events_pb2 import DocParsed, DocReleased, StageProgress
 from ragstream_parser.docling_parser import ParseOptions
 from ragstream_parser.ports import ParserPorts
+from ragstream_parser.progress import ProgressPublisher
 
 log = structlog.get_logger(__name__)
 
@@ -21,30 +22,33 @@ CHUNKS = Counter("ragstream_parser_chunks_total", "Chunks produced.")
 BYTES = Counter("ragstream_parser_bytes_total", "Bytes of documents parsed.")
 
 
-async def parse_document(event: DocUploaded, delivery: Delivery, ports: ParserPorts) -> DocParsed:
-    """Store the chunks of one upload and describe them.
+async def parse_document(event: DocReleased, delivery: Delivery, ports: ParserPorts) -> DocParsed:
+    """Store the chunks of one released upload and describe them.
 
     Idempotent: the chunk key derives from (tenant, document, version), so a redelivery
     overwrites an identical object and yields an identical ``DocParsed``.
     """
-    meta = event.meta
+    meta, upload = event.meta, event.upload
     await ports.events.publish(
         StageProgress(meta=next_meta(meta), stage="parsing", done=0, total=0, unit="pages", attempt=delivery.attempt)
     )
     started = time.perf_counter()
-    data = await ports.objects.get_bytes(event.object_key)
+    data = await ports.objects.get_bytes(upload.object_key)
     options = ParseOptions(
-        chunking=event.chunking or "structure",
-        embed_columns=tuple(event.columns.embed_columns),
-        context_columns=tuple(event.columns.context_columns),
+        chunking=upload.chunking or "structure",
+        embed_columns=tuple(upload.columns.embed_columns),
+        context_columns=tuple(upload.columns.context_columns),
     )
-    parsed = await ports.parser.parse(data, file_name=meta.file_name, media_type=event.media_type, options=options)
+    async with ProgressPublisher(ports.events.publish, meta, stage="parsing", attempt=delivery.attempt) as progress:
+        parsed = await ports.parser.parse(
+            data, file_name=meta.file_name, media_type=upload.media_type, options=options, progress=progress.report
+        )
     key = chunks_key(meta.tenant_id, meta.document_id, meta.version)
     payload = {
         "document_id": meta.document_id,
         "version": meta.version,
         "file_name": meta.file_name,
-        "media_type": event.media_type,
+        "media_type": upload.media_type,
         "page_count": parsed.page_count,
         "warnings": parsed.warnings,
         "chunks": [c.to_dict() for c in parsed.chunks],
@@ -60,7 +64,7 @@ async def parse_document(event: DocUploaded, delivery: Delivery, ports: ParserPo
         chunks_key=key,
         chunk_count=len(parsed.chunks),
         page_count=parsed.page_count,
-        media_type=event.media_type,
+        media_type=upload.media_type,
         token_count=parsed.token_count,
         parse_seconds=elapsed,
         warnings=parsed.warnings,

@@ -10,7 +10,7 @@ import structlog
 from fastapi import FastAPI
 
 from ragstream_core.bus import Bus
-from ragstream_core.proto.ragstream.v1.events_pb2 import DocUploaded
+from ragstream_core.proto.ragstream.v1.events_pb2 import DocReleased
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
@@ -44,12 +44,14 @@ async def serve(stop: asyncio.Event, settings: ParserSettings) -> None:
     http = asyncio.create_task(serve_http(app, host=settings.metrics_host, port=settings.metrics_port, stop=stop))
     parser = await asyncio.to_thread(DoclingParser, max_tokens=settings.max_chunk_tokens, max_pages=settings.max_pages)
     ports = Ports(objects, ThreadedParser(parser), bus)
+    # released jobs only: the gateway's scheduler decides when an upload is parsed
     bus.consume(
-        DocUploaded,
-        durable="parser",
+        DocReleased,
+        durable="parser-released",
         stage="parsing",
         handler=functools.partial(parse_document, ports=ports),
         batch=settings.pull_batch,
+        controlled=True,
     )
     loaded.set()
     log.info("parser.started", metrics_port=settings.metrics_port)

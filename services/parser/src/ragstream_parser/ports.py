@@ -8,11 +8,18 @@ from google.protobuf.message import Message
 
 from ragstream_core.storage import ObjectStore
 from ragstream_parser.docling_parser import DEFAULT_OPTIONS, ParsedDocument, ParseOptions
+from ragstream_parser.progress import Progress
 
 
 class DocumentParser(Protocol):
     async def parse(
-        self, data: bytes, *, file_name: str, media_type: str, options: ParseOptions = DEFAULT_OPTIONS
+        self,
+        data: bytes,
+        *,
+        file_name: str,
+        media_type: str,
+        options: ParseOptions = DEFAULT_OPTIONS,
+        progress: Progress | None = None,
     ) -> ParsedDocument: ...
 
 

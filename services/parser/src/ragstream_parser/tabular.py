@@ -22,11 +22,14 @@ from typing import Any
 from ragstream_core.errors import UnreadableDocument
 from ragstream_parser.docling_parser import Chunk, ParseOptions
 from ragstream_parser.packing import TokenCounter, Unit, pack, split_to_fit
+from ragstream_parser.progress import Progress
 
 #: delimiters a CSV may use, in the order preferred on a tie
 DELIMITERS = (",", ";", "\t", "|")
 #: per-row warnings kept for one document; the rest are counted in one summary line
 MAX_ROW_WARNINGS = 20
+#: rows between two progress reports
+_PROGRESS_ROWS = 100
 _SNIFF_LINES = 50
 
 
@@ -172,6 +175,7 @@ def table_chunks(
     count_tokens: TokenCounter,
     max_tokens: int,
     file_name: str,
+    progress: Progress | None = None,
 ) -> tuple[list[Chunk], list[str]]:
     """Chunks of the rows of ``tables`` (in order) and warnings about the column preferences.
 
@@ -179,10 +183,13 @@ def table_chunks(
     value in an embedded column is in exactly one chunk (a row too long for one chunk is split
     across consecutive ones); rows with values only in other columns ride along with their
     neighbours, or are dropped with a warning when a whole chunk of them has nothing to embed.
+    ``progress`` is told the rows read so far (of all tables), every ``_PROGRESS_ROWS`` rows.
     """
     warnings = _preference_warnings(tables, options=options, file_name=file_name)
     chunks: list[Chunk] = []
     unembedded = 0
+    rows_total = sum(len(table.rows) for table in tables)
+    rows_before = 0
     for table in tables:
         embedded, fallback = _embedded_positions(table, options=options)
         if fallback:
@@ -195,9 +202,11 @@ def table_chunks(
         if prefix_tokens > max_tokens // 4:  # a heading that long would crowd out the rows
             prefix, prefix_tokens = "", 0
         budget = max_tokens - prefix_tokens
+        rows = table.rows if progress is None else _counted(table.rows, rows_before, rows_total, progress)
+        rows_before += len(table.rows)
         units = (
             unit
-            for row in table.rows
+            for row in rows
             for unit in _row_units(table, row, embedded=embedded, budget=budget, count_tokens=count_tokens)
         )
         for group in pack(units, budget=budget):
@@ -210,6 +219,14 @@ def table_chunks(
     for index, chunk in enumerate(chunks):
         chunk.index = index
     return chunks, warnings
+
+
+def _counted(rows: list[list[str]], before: int, total: int, progress: Progress) -> Iterator[list[str]]:
+    """``rows``, telling ``progress`` every ``_PROGRESS_ROWS`` rows (and at the end) how many were read."""
+    for number, row in enumerate(rows, start=before + 1):
+        yield row
+        if number % _PROGRESS_ROWS == 0 or number == total:
+            progress(number, total, "rows")
 
 
 def cell_text(value: object) -> str:

@@ -1,23 +1,21 @@
-"""REST and gRPC adapters of the progress service."""
+"""REST adapters of the progress service: jobs, their live feed, and progress of collections and batches."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
-import grpc
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from ragstream_core.errors import NotFound
-from ragstream_core.events import timestamp_of
-from ragstream_core.grpc_server import tenant_from
-from ragstream_core.proto.ragstream.v1 import progress_pb2, progress_pb2_grpc
 from ragstream_core.runtime import error_handlers
 from ragstream_progress.feed import ChangeSignal, watch_changes
-from ragstream_progress.projection import TERMINAL, JobStore
+from ragstream_progress.projection import JobStore
+from ragstream_progress.queries import JobFilter
 
 router = APIRouter(prefix="/v1")
 
@@ -30,16 +28,28 @@ def job_body(job: dict[str, Any]) -> dict[str, Any]:
         "document_id": job["document_id"],
         "version": job["version"],
         "file_name": job["file_name"],
+        "batch_id": job["batch_id"] or None,
         "status": job["status"],
+        "stage": job["stage"],
+        "paused": job["paused"],
+        "priority": job["priority"],
+        "retry": job["retry"],
         "percent": job["percent"],
-        "counts": {"pages": job["pages"], "chunks": job["chunks"], "chunks_embedded": job["chunks_embedded"]},
+        "eta_seconds": job["eta_seconds"],
+        "counts": {
+            "pages": job["pages"],
+            "pages_parsed": job["pages_parsed"],
+            "chunks": job["chunks"],
+            "chunks_embedded": job["chunks_embedded"],
+        },
         "attempts": job["attempts"],
         "error": (
-            {"stage": job["error_stage"], "reason": job["error_reason"]}
+            {"stage": job["error_stage"], "reason": job["error_reason"], "hint": job["error_hint"]}
             if job["status"] in ("failed", "cancelled")
             else None
         ),
         "timestamps": job["timestamps"],
+        "timings": job["timings"],
         "created_at": job["created_at"].isoformat(),
         "updated_at": job["updated_at"].isoformat(),
         "trace_id": job["trace_id"],
@@ -48,6 +58,7 @@ def job_body(job: dict[str, Any]) -> dict[str, Any]:
         body["history"] = [
             {
                 "status": h["status"],
+                "retry": h["retry"],
                 "at": h["occurred_at"].isoformat(),
                 "event_id": h["event_id"],
                 "trace_id": h["trace_id"],
@@ -56,6 +67,12 @@ def job_body(job: dict[str, Any]) -> dict[str, Any]:
             for h in job["history"]
         ]
     return body
+
+
+def progress_body(aggregate: dict[str, Any]) -> dict[str, Any]:
+    """The public shape of a collection's or batch's progress."""
+    updated_at: datetime | None = aggregate["updated_at"]
+    return {**aggregate, "updated_at": updated_at.isoformat() if updated_at else None}
 
 
 def jobs_of(request: Request) -> JobStore:
@@ -85,6 +102,7 @@ async def job_events(
     jobs: Jobs,
     tenant: Tenant,
     collection_id: str | None = None,
+    batch_id: str | None = None,
     job_id: str | None = None,
     after: int = 0,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -92,9 +110,10 @@ async def job_events(
     """Server-sent events: every job change after ``after`` (or ``Last-Event-ID``), then live."""
     signal: ChangeSignal = request.app.state.signal
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    filters = JobFilter.of(collection_id=collection_id, batch_id=batch_id, job_id=job_id)
 
     async def stream() -> AsyncIterator[str]:
-        async for job in watch_changes(jobs, signal, tenant, after=start, collection_id=collection_id, job_id=job_id):
+        async for job in watch_changes(jobs, signal, tenant, after=start, filters=filters):
             item = feed_item(job)
             if job is None:
                 yield ": heartbeat\n\n"
@@ -108,18 +127,18 @@ async def job_events(
 async def job_stream(
     websocket: WebSocket,
     collection_id: str | None = None,
+    batch_id: str | None = None,
     job_id: str | None = None,
     after: int = 0,
 ) -> None:
     """WebSocket: every job change after ``after``, then live; each message carries its position."""
     app = websocket.app
     tenant = websocket.headers.get("x-tenant-id") or str(app.state.default_tenant)
+    filters = JobFilter.of(collection_id=collection_id, batch_id=batch_id, job_id=job_id)
     await websocket.accept()
 
     async def send_changes() -> None:
-        async for job in watch_changes(
-            app.state.jobs, app.state.signal, tenant, after=after, collection_id=collection_id, job_id=job_id
-        ):
+        async for job in watch_changes(app.state.jobs, app.state.signal, tenant, after=after, filters=filters):
             await websocket.send_json(feed_item(job))
 
     async def until_disconnected() -> None:
@@ -141,7 +160,7 @@ async def job_stream(
 
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, jobs: Jobs, tenant: Tenant) -> dict[str, Any]:
-    """One job: status, percent, counts, timestamps, error and history."""
+    """One job: status, stage, percent, ETA, counts, timestamps, timings, error and history."""
     job = await jobs.get(tenant, job_id)
     if job is None:
         raise NotFound(f"job {job_id!r} is not known (yet): the upload may still be on its way")
@@ -153,12 +172,45 @@ async def list_jobs(
     jobs: Jobs,
     tenant: Tenant,
     collection_id: str | None = None,
-    status: str | None = None,
+    status: Annotated[str | None, Query(description="One status or a comma-separated list.")] = None,
+    stage: Annotated[
+        str | None, Query(description="queued, parsing, embedding, indexed, ...; failed jobs: where they stopped.")
+    ] = None,
+    batch_id: str | None = None,
+    document_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: Annotated[str | None, Query(description="The next_cursor of the previous page.")] = None,
     limit: Annotated[int, Query(gt=0, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """Jobs, newest first, optionally filtered by collection and status."""
-    rows = await jobs.list(tenant, collection_id=collection_id, status=status, limit=limit)
-    return {"jobs": [job_body(r) for r in rows]}
+    """Jobs newest first, filtered, a page at a time: pass ``next_cursor`` as ``cursor`` for the next."""
+    filters = JobFilter.of(
+        collection_id=collection_id,
+        status=status,
+        stage=stage,
+        batch_id=batch_id,
+        document_id=document_id,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    rows, next_cursor = await jobs.list(tenant, filters, limit=limit, cursor=cursor)
+    return {"jobs": [job_body(r) for r in rows], "next_cursor": next_cursor}
+
+
+@router.get("/collections/{collection_id}/progress")
+async def collection_progress(collection_id: str, jobs: Jobs, tenant: Tenant) -> dict[str, Any]:
+    """Counts by state, percent (by jobs and by chunks) and ETA of a collection's jobs."""
+    aggregate = await jobs.aggregate(tenant, JobFilter(collection_id=collection_id))
+    return {"collection_id": collection_id, **progress_body(aggregate)}
+
+
+@router.get("/batches/{batch_id}/progress")
+async def batch_progress(batch_id: str, jobs: Jobs, tenant: Tenant) -> dict[str, Any]:
+    """Counts by state, percent (by jobs and by chunks) and ETA of a batch's jobs."""
+    aggregate = await jobs.aggregate(tenant, JobFilter(batch_id=batch_id))
+    if aggregate["total"] == 0:
+        raise NotFound(f"batch {batch_id!r} has no jobs (yet): its uploads may still be on their way")
+    return {"batch_id": batch_id, **progress_body(aggregate)}
 
 
 def create_app(jobs: JobStore, *, default_tenant: str, signal: ChangeSignal | None = None) -> FastAPI:
@@ -169,70 +221,3 @@ def create_app(jobs: JobStore, *, default_tenant: str, signal: ChangeSignal | No
     error_handlers(app)
     app.include_router(router)
     return app
-
-
-def job_message(job: dict[str, Any]) -> progress_pb2.Job:
-    return progress_pb2.Job(
-        job_id=job["job_id"],
-        tenant_id=job["tenant_id"],
-        collection_id=job["collection_id"],
-        document_id=job["document_id"],
-        version=job["version"],
-        file_name=job["file_name"],
-        status=job["status"],
-        percent=job["percent"],
-        pages=job["pages"],
-        chunks=job["chunks"],
-        chunks_embedded=job["chunks_embedded"],
-        error_stage=job["error_stage"] or "",
-        error_reason=job["error_reason"] or "",
-        created_at=timestamp_of(job["created_at"]),
-        updated_at=timestamp_of(job["updated_at"]),
-        trace_id=job["trace_id"],
-    )
-
-
-class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
-    """gRPC ``ProgressService``; the tenant comes from the ``x-tenant-id`` metadata."""
-
-    def __init__(self, jobs: JobStore, *, default_tenant: str, watch_interval_s: float) -> None:
-        self.jobs = jobs
-        self.default_tenant = default_tenant
-        self.watch_interval_s = watch_interval_s
-
-    def _tenant(self, context: grpc.aio.ServicerContext) -> str:  # type: ignore[type-arg]
-        return tenant_from(context, self.default_tenant)
-
-    async def GetJob(self, request: progress_pb2.GetJobRequest, context: grpc.aio.ServicerContext) -> progress_pb2.Job:  # type: ignore[type-arg]
-        job = await self.jobs.get(self._tenant(context), request.job_id)
-        if job is None:
-            raise NotFound(f"job {request.job_id!r} is not known")
-        return job_message(job)
-
-    async def ListJobs(
-        self,
-        request: progress_pb2.ListJobsRequest,
-        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
-    ) -> progress_pb2.ListJobsResponse:
-        rows = await self.jobs.list(
-            self._tenant(context),
-            collection_id=request.collection_id or None,
-            status=request.status or None,
-            limit=request.limit or 100,
-        )
-        return progress_pb2.ListJobsResponse(jobs=[job_message(r) for r in rows])
-
-    async def WatchJob(self, request: progress_pb2.GetJobRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def,type-arg]
-        """Stream the job each time it changes, ending when it reaches a final status."""
-        tenant = self._tenant(context)
-        last: tuple[Any, ...] | None = None
-        while True:
-            job = await self.jobs.get(tenant, request.job_id)
-            if job is not None:
-                key = (job["status"], job["percent"], job["updated_at"])
-                if key != last:
-                    last = key
-                    yield job_message(job)
-                if job["status"] in TERMINAL:
-                    return
-            await asyncio.sleep(self.watch_interval_s)

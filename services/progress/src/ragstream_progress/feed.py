@@ -19,6 +19,7 @@ import psycopg
 import structlog
 
 from ragstream_progress.projection import CHANGES_CHANNEL, JobStore
+from ragstream_progress.queries import JobFilter
 
 log = structlog.get_logger(__name__)
 
@@ -69,15 +70,15 @@ async def watch_changes(
     tenant_id: str,
     *,
     after: int = 0,
-    collection_id: str | None = None,
-    job_id: str | None = None,
+    filters: JobFilter | None = None,
     heartbeat_s: float = 15.0,
 ) -> AsyncIterator[dict[str, Any] | None]:
-    """Jobs as they change (``None`` as a heartbeat when nothing changed for ``heartbeat_s``)."""
+    """Jobs ``filters`` select as they change, after position ``after``, in the order of their
+    changes (``None`` as a heartbeat when nothing changed for ``heartbeat_s``)."""
     position = after
     while True:
         generation = signal.generation
-        rows = await jobs.changes_since(tenant_id, position, collection_id=collection_id, job_id=job_id)
+        rows = await jobs.changes_since(tenant_id, position, filters=filters)
         for row in rows:
             position = int(row["change_seq"])
             yield row

@@ -1,4 +1,4 @@
-"""Composition root of the progress service: ``python -m ragstream_progress [migrate]``."""
+"""Composition root of the progress service: ``python -m ragstream_progress [migrate | rebuild]``."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import progress_pb2_grpc
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.telemetry import configure_telemetry
-from ragstream_progress.api import ProgressServicer, create_app
+from ragstream_progress.api import create_app
 from ragstream_progress.feed import ChangeSignal
+from ragstream_progress.grpc_api import ProgressServicer
 from ragstream_progress.handlers import project_event
 from ragstream_progress.projection import JobStore
+from ragstream_progress.rebuild import rebuild_projection
 from ragstream_progress.settings import ProgressSettings
 
 log = structlog.get_logger(__name__)
@@ -52,7 +54,7 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
 
     ops_routes(app, {"postgres": functools.partial(check_pool, pool), "nats": bus.check})
     servicer = ProgressServicer(
-        jobs, default_tenant=settings.default_tenant, watch_interval_s=settings.watch_interval_s
+        jobs, default_tenant=settings.default_tenant, watch_interval_s=settings.watch_interval_s, signal=signal
     )
     server = await start_grpc_server(
         [lambda s: progress_pb2_grpc.add_ProgressServiceServicer_to_server(servicer, s)],  # type: ignore[no-untyped-call]
@@ -70,9 +72,27 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
         await pool.close()
 
 
+async def rebuild(settings: ProgressSettings) -> None:
+    """Replay every stored event into an emptied projection (see ``rebuild``)."""
+    core = settings.core
+    configure_telemetry("progress", core)
+    await apply_migrations(core.postgres_url, service="progress", package="ragstream_progress")
+    pool = await open_pool(core.postgres_url)
+    bus = await Bus.from_settings(core, service="progress-rebuild")
+    try:
+        report = await rebuild_projection(Ports(JobStore(pool)), bus.js)
+        log.info("progress.rebuilt", replayed=report.replayed, skipped=report.skipped, last=report.last_sequence)
+    finally:
+        await bus.stop()
+        await pool.close()
+
+
 def main() -> None:
     settings = ProgressSettings()
     if sys.argv[1:] == ["migrate"]:
         asyncio.run(apply_migrations(settings.core.postgres_url, service="progress", package="ragstream_progress"))
+        return
+    if sys.argv[1:] == ["rebuild"]:
+        asyncio.run(rebuild(settings))
         return
     run_service(lambda stop: serve(stop, settings))

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EventMeta(_message.Message):
-    __slots__ = ("event_id", "job_id", "tenant_id", "collection_id", "document_id", "version", "occurred_at", "file_name")
+    __slots__ = ("event_id", "job_id", "tenant_id", "collection_id", "document_id", "version", "occurred_at", "file_name", "batch_id", "priority", "retry")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,9 @@ class EventMeta(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     job_id: str
     tenant_id: str
@@ -27,7 +30,10 @@ class EventMeta(_message.Message):
     version: int
     occurred_at: _timestamp_pb2.Timestamp
     file_name: str
-    def __init__(self, event_id: _Optional[str] = ..., job_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., document_id: _Optional[str] = ..., version: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., file_name: _Optional[str] = ...) -> None: ...
+    batch_id: str
+    priority: str
+    retry: int
+    def __init__(self, event_id: _Optional[str] = ..., job_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., document_id: _Optional[str] = ..., version: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., file_name: _Optional[str] = ..., batch_id: _Optional[str] = ..., priority: _Optional[str] = ..., retry: _Optional[int] = ...) -> None: ...
 
 class DocUploaded(_message.Message):
     __slots__ = ("meta", "object_key", "media_type", "size_bytes", "sha256", "chunking", "columns", "reason")
@@ -56,6 +62,14 @@ class ColumnPreferences(_message.Message):
     embed_columns: _containers.RepeatedScalarFieldContainer[str]
     context_columns: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, embed_columns: _Optional[_Iterable[str]] = ..., context_columns: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DocReleased(_message.Message):
+    __slots__ = ("meta", "upload")
+    META_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    meta: EventMeta
+    upload: DocUploaded
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., upload: _Optional[_Union[DocUploaded, _Mapping]] = ...) -> None: ...
 
 class StageProgress(_message.Message):
     __slots__ = ("meta", "stage", "done", "total", "unit", "attempt")
@@ -124,17 +138,33 @@ class DocDeleted(_message.Message):
     def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., actor: _Optional[str] = ..., cancelled_job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobFailed(_message.Message):
-    __slots__ = ("meta", "stage", "reason", "attempts", "error_type", "retryable")
+    __slots__ = ("meta", "stage", "reason", "attempts", "error_type", "retryable", "hint")
     META_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    HINT_FIELD_NUMBER: _ClassVar[int]
     meta: EventMeta
     stage: str
     reason: str
     attempts: int
     error_type: str
     retryable: bool
-    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., stage: _Optional[str] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., error_type: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
+    hint: str
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., stage: _Optional[str] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., error_type: _Optional[str] = ..., retryable: _Optional[bool] = ..., hint: _Optional[str] = ...) -> None: ...
+
+class JobControlled(_message.Message):
+    __slots__ = ("meta", "action", "actor", "reason", "control_id")
+    META_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_ID_FIELD_NUMBER: _ClassVar[int]
+    meta: EventMeta
+    action: str
+    actor: str
+    reason: str
+    control_id: str
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., action: _Optional[str] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., control_id: _Optional[str] = ...) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bragstream/v1/progress.proto\x12\x0cragstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"G\n\x0fListJobsRequest\x12\x15\n\rcollection_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"3\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.ragstream.v1.Job\"\xee\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x15\n\rcollection_id\x18\x03 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\r\x12\x11\n\tfile_name\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x0f\n\x07percent\x18\x08 \x01(\r\x12\r\n\x05pages\x18\t \x01(\r\x12\x0e\n\x06\x63hunks\x18\n \x01(\r\x12\x17\n\x0f\x63hunks_embedded\x18\x0b \x01(\r\x12\x13\n\x0b\x65rror_stage\x18\x0c \x01(\t\x12\x14\n\x0c\x65rror_reason\x18\r \x01(\t\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\x10 \x01(\t2\xd4\x01\n\x0fProgressService\x12\x38\n\x06GetJob\x12\x1b.ragstream.v1.GetJobRequest\x1a\x11.ragstream.v1.Job\x12I\n\x08ListJobs\x12\x1d.ragstream.v1.ListJobsRequest\x1a\x1e.ragstream.v1.ListJobsResponse\x12<\n\x08WatchJob\x12\x1b.ragstream.v1.GetJobRequest\x1a\x11.ragstream.v1.Job0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bragstream/v1/progress.proto\x12\x0cragstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xf4\x01\n\x0fListJobsRequest\x12\x15\n\rcollection_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x06 \x01(\t\x12\x31\n\rcreated_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\t \x01(\t\"H\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.ragstream.v1.Job\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"Z\n\x10WatchJobsRequest\x12\x15\n\rcollection_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\x04\"=\n\tJobChange\x12\x10\n\x08position\x18\x01 \x01(\x04\x12\x1e\n\x03job\x18\x02 \x01(\x0b\x32\x11.ragstream.v1.Job\"\x9a\x01\n\x0cStageTimings\x12\x1b\n\x0equeued_seconds\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1a\n\rparse_seconds\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1a\n\rembed_seconds\x18\x03 \x01(\x01H\x02\x88\x01\x01\x42\x11\n\x0f_queued_secondsB\x10\n\x0e_parse_secondsB\x10\n\x0e_embed_seconds\"\xcd\x04\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x15\n\rcollection_id\x18\x03 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\r\x12\x11\n\tfile_name\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x0f\n\x07percent\x18\x08 \x01(\r\x12\r\n\x05pages\x18\t \x01(\r\x12\x0e\n\x06\x63hunks\x18\n \x01(\r\x12\x17\n\x0f\x63hunks_embedded\x18\x0b \x01(\r\x12\x13\n\x0b\x65rror_stage\x18\x0c \x01(\t\x12\x14\n\x0c\x65rror_reason\x18\r \x01(\t\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\x10 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x11 \x01(\t\x12\x10\n\x08priority\x18\x12 \x01(\t\x12\x0e\n\x06paused\x18\x13 \x01(\x08\x12\x18\n\x0b\x65ta_seconds\x18\x14 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05retry\x18\x15 \x01(\r\x12\x0c\n\x04hint\x18\x16 \x01(\t\x12+\n\x07timings\x18\x17 \x01(\x0b\x32\x1a.ragstream.v1.StageTimings\x12\r\n\x05stage\x18\x18 \x01(\t\x12\x14\n\x0cpages_parsed\x18\x19 \x01(\r\x12\x10\n\x08\x61ttempts\x18\x1a \x01(\rB\x0e\n\x0c_eta_seconds2\x9c\x02\n\x0fProgressService\x12\x38\n\x06GetJob\x12\x1b.ragstream.v1.GetJobRequest\x1a\x11.ragstream.v1.Job\x12I\n\x08ListJobs\x12\x1d.ragstream.v1.ListJobsRequest\x1a\x1e.ragstream.v1.ListJobsResponse\x12<\n\x08WatchJob\x12\x1b.ragstream.v1.GetJobRequest\x1a\x11.ragstream.v1.Job0\x01\x12\x46\n\tWatchJobs\x12\x1e.ragstream.v1.WatchJobsRequest\x1a\x17.ragstream.v1.JobChange0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +34,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETJOBREQUEST']._serialized_start=78
   _globals['_GETJOBREQUEST']._serialized_end=109
-  _globals['_LISTJOBSREQUEST']._serialized_start=111
-  _globals['_LISTJOBSREQUEST']._serialized_end=182
-  _globals['_LISTJOBSRESPONSE']._serialized_start=184
-  _globals['_LISTJOBSRESPONSE']._serialized_end=235
-  _globals['_JOB']._serialized_start=238
-  _globals['_JOB']._serialized_end=604
-  _globals['_PROGRESSSERVICE']._serialized_start=607
-  _globals['_PROGRESSSERVICE']._serialized_end=819
+  _globals['_LISTJOBSREQUEST']._serialized_start=112
+  _globals['_LISTJOBSREQUEST']._serialized_end=356
+  _globals['_LISTJOBSRESPONSE']._serialized_start=358
+  _globals['_LISTJOBSRESPONSE']._serialized_end=430
+  _globals['_WATCHJOBSREQUEST']._serialized_start=432
+  _globals['_WATCHJOBSREQUEST']._serialized_end=522
+  _globals['_JOBCHANGE']._serialized_start=524
+  _globals['_JOBCHANGE']._serialized_end=585
+  _globals['_STAGETIMINGS']._serialized_start=588
+  _globals['_STAGETIMINGS']._serialized_end=742
+  _globals['_JOB']._serialized_start=745
+  _globals['_JOB']._serialized_end=1334
+  _globals['_PROGRESSSERVICE']._serialized_start=1337
+  _globals['_PROGRESSSERVICE']._serialized_end=1621
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,11 @@ class ProgressServiceStub:
                 request_serializer=ragstream_dot_v1_dot_progress__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=ragstream_dot_v1_dot_progress__pb2.Job.FromString,
                 _registered_method=True)
+        self.WatchJobs = channel.unary_stream(
+                '/ragstream.v1.ProgressService/WatchJobs',
+                request_serializer=ragstream_dot_v1_dot_progress__pb2.WatchJobsRequest.SerializeToString,
+                response_deserializer=ragstream_dot_v1_dot_progress__pb2.JobChange.FromString,
+                _registered_method=True)
 
 
 class ProgressServiceServicer:
@@ -61,13 +66,23 @@ class ProgressServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListJobs(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Jobs newest first, filtered, one page at a time (pass next_cursor as cursor for the next).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchJob(self, request, context):
         """Streams the job's state each time it changes, until it is indexed or failed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchJobs(self, request, context):
+        """Streams every change of the matching jobs after `after`, then live, until the client
+        cancels; each change carries its position, so a client that reconnects with the last
+        position it saw misses nothing (the REST WebSocket and SSE feeds, over gRPC).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -90,6 +105,11 @@ def add_ProgressServiceServicer_to_server(servicer, server):
                     servicer.WatchJob,
                     request_deserializer=ragstream_dot_v1_dot_progress__pb2.GetJobRequest.FromString,
                     response_serializer=ragstream_dot_v1_dot_progress__pb2.Job.SerializeToString,
+            ),
+            'WatchJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJobs,
+                    request_deserializer=ragstream_dot_v1_dot_progress__pb2.WatchJobsRequest.FromString,
+                    response_serializer=ragstream_dot_v1_dot_progress__pb2.JobChange.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -173,6 +193,33 @@ class ProgressService:
             '/ragstream.v1.ProgressService/WatchJob',
             ragstream_dot_v1_dot_progress__pb2.GetJobRequest.SerializeToString,
             ragstream_dot_v1_dot_progress__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragstream.v1.ProgressService/WatchJobs',
+            ragstream_dot_v1_dot_progress__pb2.WatchJobsRequest.SerializeToString,
+            ragstream_dot_v1_dot_progress__pb2.JobChange.FromString,
             options,
             channel_credentials,
             insecure,
