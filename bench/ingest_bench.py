@@ -38,6 +38,7 @@ from latency_probes import measure_latency
 from model_alone import BASELINES, time_model_alone
 from process_cpu import cpu_seconds, cpu_spent, stack_roots
 from report import FinishedJob, build_results, render_summary
+from steering_probes import FeedLatency, SteeringError, measure_embedder_kill, measure_pause_resume
 
 from ragstream_core.events import chunks_key
 from ragstream_devstack.stack import Stack
@@ -68,6 +69,7 @@ class BulkRun:
     uploads_done_at: float
     observed_done_at: float  # when this process saw the last job terminal
     cpu: dict[str, float]  # CPU seconds per part of the stack from the first upload until all ended
+    feed: dict[str, Any]  # latency of the progress WebSocket feed during the run
 
 
 def say(text: str = "") -> None:
@@ -86,6 +88,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--baselines",
         default=",".join(BASELINES),
         help=f"model-alone groupings to time, the first is the headline (default {','.join(BASELINES)})",
+    )
+    parser.add_argument(
+        "--steering-docs",
+        type=int,
+        default=150,
+        help="documents of each steering probe (pause/resume, SIGKILL of the embedder); 0 skips them",
     )
     parser.add_argument("--stall-s", type=float, default=180.0, help="give up when no job changes for this long")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
@@ -178,7 +186,7 @@ async def ingest(stack: Stack, copies: list[Copy], *, collection: str, concurren
             await upload_one(client, gateway, collection, upload)
 
     roots = stack_roots(stack)
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient() as client, FeedLatency(stack, collection) as feed:
         cpu_before = cpu_seconds(roots)
         started = time.time()
         watcher = asyncio.create_task(
@@ -201,7 +209,7 @@ async def ingest(stack: Stack, copies: list[Copy], *, collection: str, concurren
                 await fetch_job(client, progress, upload)
 
         await asyncio.gather(*(fetch(u) for u in uploads))
-    return BulkRun(uploads, started, uploads_done, observed_done, cpu)
+    return BulkRun(uploads, started, uploads_done, observed_done, cpu, feed.summary())
 
 
 def chunk_texts(data_dir: Path, uploads: list[Upload]) -> dict[str, list[str]]:
@@ -261,7 +269,14 @@ def run(args: argparse.Namespace) -> int:
         latency = asyncio.run(measure_latency(stack, collection="bench", probes=args.probes))
         say("creating 1,000 collections in one request ...")
         collections = asyncio.run(measure_bulk_collections(stack, count=1000))
-    except (BenchError, TimeoutError, RuntimeError, httpx.HTTPError) as exc:
+        steering: dict[str, Any] = {"feed_latency": bulk.feed}
+        if args.steering_docs:
+            batch = [(c.file_name, c.data) for c in copies[: args.steering_docs]]
+            say(f"pausing and resuming a batch of {len(batch)} documents mid-run ...")
+            steering["pause_resume"] = asyncio.run(measure_pause_resume(stack, batch, collection="bench-pause"))
+            say(f"killing the embedder (SIGKILL) in a batch of {len(batch)} documents ...")
+            steering["embedder_kill"] = asyncio.run(measure_embedder_kill(stack, batch, collection="bench-kill"))
+    except (BenchError, SteeringError, TimeoutError, RuntimeError, httpx.HTTPError) as exc:
         say(f"bench FAILED: {type(exc).__name__}: {exc}")
         say(f"service logs kept in {work / 'logs'}")
         return 1
@@ -311,6 +326,7 @@ def run(args: argparse.Namespace) -> int:
             max_tokens=model["max_tokens"],
         )
         results["collections_bulk"] = collections
+        results["steering"] = steering
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=2) + "\n")
         say()

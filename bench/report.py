@@ -303,6 +303,26 @@ def render_summary(r: dict[str, Any]) -> str:
             f"7. collections     {bulk['count']} created in one request in {bulk['create_seconds']} s "
             f"({bulk['collections_per_s']}/s); listed in {bulk['list_seconds']} s"
         )
+    steering = r.get("steering", {})
+    if (feed := steering.get("feed_latency")) and feed.get("samples"):
+        lines.append(
+            f"8. live feed       event -> WebSocket client during the bulk run: p50 {feed['p50_ms']} ms, "
+            f"p95 {feed['p95_ms']} ms, max {feed['max_ms']} ms ({feed['samples']} messages)"
+        )
+    if pause := steering.get("pause_resume"):
+        lines.append(
+            f"9. pause/resume    {pause['documents']} docs at {pause['steady_chunks_per_s']} chunks/s; after the "
+            f"resume: first chunk {pause['first_chunk_after_resume_s']} s, full speed "
+            f"{pause['full_speed_after_resume_s']} s (held {pause['held_jobs']} jobs; drained in "
+            f"{pause['drain_seconds']} s)"
+        )
+    if kill := steering.get("embedder_kill"):
+        lines.append(
+            f"10. SIGKILL embedder {kill['documents']} docs at {kill['steady_chunks_per_s']} chunks/s; restarted in "
+            f"{kill['restart_seconds']} s; after the kill: first chunk {kill['first_chunk_after_kill_s']} s, "
+            f"full speed {kill['full_speed_after_kill_s']} s, batch done {kill['finished_after_kill_s']} s; "
+            f"final {kill['final_counts']}"
+        )
     if r["machine"]["load_average_at_start"][0] > 0.5:
         lines.append("note: the machine was not idle at the start (load average above); figures may be noisy")
     return "\n".join(lines)
