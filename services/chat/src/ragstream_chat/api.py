@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from ragstream_chat.collection_settings import CollectionChat
-from ragstream_chat.handlers import ChatEvent, Prepared, Question, answer_question, prepare
+from ragstream_chat.handlers import (
+    ChatEvent,
+    Prepared,
+    Question,
+    answer_question,
+    chat_settings,
+    configure_collection,
+    prepare,
+)
 from ragstream_chat.openai_api import router as openai_router
 from ragstream_chat.ports import ChatPorts
 from ragstream_core.errors import InvalidInput, RagstreamError
@@ -162,25 +170,10 @@ async def delete_conversation(conversation_id: str, ports: Ports, tenant: Tenant
     return Response(status_code=204)
 
 
-async def _settings_view(ports: ChatPorts, tenant: str, collection_id: str) -> dict[str, Any]:
-    own = await ports.collections.settings(tenant, collection_id)
-    source: dict[str, Literal["collection", "default"]] = {
-        name: "default" if getattr(own, name) is None else "collection" for name in ("provider", "min_score", "top_k")
-    }
-    return {
-        "collection_id": collection_id,
-        "provider": own.provider or ports.provider,
-        "min_score": ports.min_score if own.min_score is None else own.min_score,
-        "top_k": own.top_k or ports.top_k,
-        "source": source,
-        "providers": sorted(ports.answerers),
-    }
-
-
 @router.get("/collections/{collection_id}/chat/settings")
 async def get_chat_settings(collection_id: str, ports: Ports, tenant: Tenant) -> dict[str, Any]:
     """How the collection is answered: each value and whether it is the collection's or the default."""
-    return await _settings_view(ports, tenant, collection_id)
+    return await chat_settings(tenant, collection_id, ports)
 
 
 @router.put("/collections/{collection_id}/chat/settings")
@@ -188,14 +181,8 @@ async def put_chat_settings(
     collection_id: str, body: ChatSettingsRequest, ports: Ports, tenant: Tenant
 ) -> dict[str, Any]:
     """Replace the collection's settings; a null value means the service default."""
-    if body.provider is not None and body.provider not in ports.answerers:
-        raise InvalidInput(
-            f"provider {body.provider!r} is not configured; configured: {', '.join(sorted(ports.answerers))}"
-        )
-    await ports.collections.put_settings(
-        tenant, collection_id, CollectionChat(body.provider, body.min_score, body.top_k)
-    )
-    return await _settings_view(ports, tenant, collection_id)
+    chat = CollectionChat(body.provider, body.min_score, body.top_k)
+    return await configure_collection(tenant, collection_id, chat, ports)
 
 
 def create_app(ports: ChatPorts, *, default_tenant: str) -> FastAPI:

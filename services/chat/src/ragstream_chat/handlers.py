@@ -10,13 +10,16 @@ once the answer is complete).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import structlog
+from prometheus_client import Histogram
 
 from ragstream_chat.answers import Answerer
+from ragstream_chat.collection_settings import CollectionChat
 from ragstream_chat.conversations import new_conversation_id, new_message_id
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.rewrite import Turn
@@ -35,12 +38,16 @@ __all__ = [
     "SentenceEvent",
     "Started",
     "answer_question",
+    "chat_settings",
     "citation",
+    "configure_collection",
     "on_index_updated",
     "prepare",
 ]
 
 log = structlog.get_logger(__name__)
+FIRST_DELTA = Histogram("ragstream_chat_first_delta_seconds", "From the question to the answer's first text.", ["mode"])
+ANSWER = Histogram("ragstream_chat_answer_seconds", "From the question to the whole answer.", ["mode"])
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,7 @@ class Prepared:
     passages: list[SearchHit]
     history: Sequence[Turn]
     conversation_id: str
+    started_at: float
     message_id: str = field(default_factory=new_message_id)
 
     async def events(self) -> AsyncIterator[ChatEvent]:
@@ -150,6 +158,8 @@ class Prepared:
         else:
             deltas = _said(f"I don't know: nothing in collection {q.collection_id!r} matches the question.")
         async for delta in deltas:
+            if not parts:
+                FIRST_DELTA.labels(self.answerer.mode).observe(time.perf_counter() - self.started_at)
             parts.append(delta)
             yield Delta(delta)
             for sentence in linker.feed(delta):
@@ -172,7 +182,15 @@ class Prepared:
                 q.tenant_id, q.collection_id, self.conversation_id, question=q.text.strip(), query=self.query,
                 answer=result,
             )  # fmt: skip
-        log.info("chat.answered", passages=len(self.passages), sentences=len(sentences), mode=self.answerer.mode)
+        ANSWER.labels(self.answerer.mode).observe(time.perf_counter() - self.started_at)
+        log.info(
+            "chat.answered",
+            conversation_id=self.conversation_id,
+            stored=q.history is None,
+            passages=len(self.passages),
+            sentences=len(sentences),
+            mode=self.answerer.mode,
+        )
         yield Done(result)
 
 
@@ -184,6 +202,7 @@ async def prepare(question: Question, ports: ChatPorts) -> Prepared:
     """Validate, load the history, rewrite the query and retrieve; raises before anything is answered:
     ``InvalidInput`` (blank question, another collection's conversation), ``NotFound`` (no such
     conversation), ``DependencyUnavailable`` (search or rewrite failed)."""
+    started_at = time.perf_counter()
     text = question.text.strip()
     if not text:
         raise InvalidInput("the question is empty; send {'question': '...'}")
@@ -211,7 +230,7 @@ async def prepare(question: Question, ports: ChatPorts) -> Prepared:
     )
     min_score = ports.min_score if own.min_score is None else own.min_score
     relevant = [h for h in hits if h.score >= min_score]
-    return Prepared(question, ports, answerer, query, relevant, history, conversation_id)
+    return Prepared(question, ports, answerer, query, relevant, history, conversation_id, started_at)
 
 
 async def answer_question(question: Question, ports: ChatPorts) -> dict[str, Any]:
@@ -222,6 +241,34 @@ async def answer_question(question: Question, ports: ChatPorts) -> dict[str, Any
         if isinstance(event, Done):
             return event.result
     raise AssertionError("the answer ended without Done")  # events() always ends with Done
+
+
+async def chat_settings(tenant_id: str, collection_id: str, ports: ChatPorts) -> dict[str, Any]:
+    """How the collection is answered: each value, and whether it is the collection's or the default."""
+    own = await ports.collections.settings(tenant_id, collection_id)
+    source: dict[str, Literal["collection", "default"]] = {
+        name: "default" if getattr(own, name) is None else "collection" for name in ("provider", "min_score", "top_k")
+    }
+    return {
+        "collection_id": collection_id,
+        "provider": own.provider or ports.provider,
+        "min_score": ports.min_score if own.min_score is None else own.min_score,
+        "top_k": own.top_k or ports.top_k,
+        "source": source,
+        "providers": sorted(ports.answerers),
+    }
+
+
+async def configure_collection(
+    tenant_id: str, collection_id: str, chat: CollectionChat, ports: ChatPorts
+) -> dict[str, Any]:
+    """Replace the collection's settings (idempotent); raises ``InvalidInput`` for a provider not configured."""
+    if chat.provider is not None and chat.provider not in ports.answerers:
+        raise InvalidInput(
+            f"provider {chat.provider!r} is not configured; configured: {', '.join(sorted(ports.answerers))}"
+        )
+    await ports.collections.put_settings(tenant_id, collection_id, chat)
+    return await chat_settings(tenant_id, collection_id, ports)
 
 
 async def on_index_updated(event: IndexUpdated, ports: ChatPorts) -> None:
