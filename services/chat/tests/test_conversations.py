@@ -3,6 +3,7 @@ follow-ups searched with the history."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import httpx
@@ -156,3 +157,23 @@ async def test_rest_question_in_unknown_conversation_is_404(
 
     assert response.status_code == 404
     assert response.json()["error"] == "NotFound"
+
+
+async def test_concurrent_questions_in_one_conversation_are_stored_as_whole_exchanges(
+    responder: SearchResponder, ports: Ports
+) -> None:
+    responder.add_hit(MALLARDS)
+    collection = new_id("col")
+    first = await answer_question(Question("default", collection, "Where do mallards live?"), ports)
+    conversation_id = first["conversation_id"]
+
+    await asyncio.gather(
+        *(
+            answer_question(Question("default", collection, f"Question {n}?", conversation_id=conversation_id), ports)
+            for n in range(4)
+        )
+    )
+
+    messages = (await ports.conversations.get("default", conversation_id))["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 5
+    assert sorted(m["content"] for m in messages[2::2]) == [f"Question {n}?" for n in range(4)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ragstream_chat.rewrite import rewrite_follow_up
-from ragstream_chat.sentences import SentenceLinker
+from ragstream_chat.sentences import Sentence, SentenceLinker
 
 
 def linked(deltas: list[str], passages: int = 3) -> list[tuple[str, list[int]]]:
@@ -36,14 +36,8 @@ def test_a_sentence_waits_for_a_marker_split_across_deltas() -> None:
 
     assert linker.feed("Mallards migrate south. ") == []
     assert linker.feed("[") == []
-    assert linker.feed("1] Pek") == [linker_sentence(0, "Mallards migrate south. [1]", [1])]
+    assert linker.feed("1] Pek") == [Sentence(0, "Mallards migrate south. [1]", [1])]
     assert [s.text for s in linker.finish()] == ["Pek"]
-
-
-def linker_sentence(index: int, text: str, citations: list[int]) -> object:
-    from ragstream_chat.sentences import Sentence
-
-    return Sentence(index, text, citations)
 
 
 def test_numbers_naming_no_passage_and_repeats_are_dropped() -> None:
