@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import httpx
 import nats.errors
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from ragstream_chat.answers import Answerer, ExtractiveAnswerer
+from ragstream_chat.api import create_app
+from ragstream_chat.collection_settings import CollectionStore
+from ragstream_chat.conversations import ConversationStore
+from ragstream_chat.ports import Collections, Conversations, Search
 from ragstream_chat.retrieval import Retriever
 from ragstream_core.bus import Bus
 from ragstream_core.events import SEARCH_SUBJECT
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit, SearchRequest, SearchResponse
-from ragstream_devstack.testing import eventually
+from ragstream_core.runtime import serve_http
+from ragstream_devstack.servers import Postgres, free_port, wait_for_port
+from ragstream_devstack.testing import eventually, migrated_pool
 
 BusFactory = Callable[..., Awaitable[Bus]]
 _PROBE = "readiness probe"
@@ -23,10 +32,14 @@ _PROBE = "readiness probe"
 class Ports:
     """Shaped like the composition root's ``Ports``."""
 
-    retriever: Retriever
-    answerer: Answerer
+    retriever: Search
+    conversations: Conversations
+    collections: Collections
+    answerers: dict[str, Answerer] = field(default_factory=lambda: {"extractive": ExtractiveAnswerer()})
+    provider: str = "extractive"
     min_score: float = 0.2
     top_k: int = 5
+    history_turns: int = 6
 
 
 @dataclass
@@ -87,7 +100,36 @@ def retriever(chat_bus: Bus) -> Retriever:
     return Retriever(chat_bus, timeout_s=2.0, cache_entries=64)
 
 
+@pytest.fixture(scope="session")
+async def chat_pool(postgres: Postgres) -> AsyncIterator[AsyncConnectionPool]:
+    """A pool on the session PostgreSQL, with chat's tables."""
+    async with migrated_pool(postgres.url, service="chat", package="ragstream_chat") as pool:
+        yield pool
+
+
 @pytest.fixture
-def ports(retriever: Retriever) -> Ports:
+def ports(retriever: Retriever, chat_pool: AsyncConnectionPool) -> Ports:
     """Extractive answers, passages scoring under 0.2 ignored, five passages per question."""
-    return Ports(retriever, ExtractiveAnswerer())
+    return Ports(retriever, ConversationStore(chat_pool), CollectionStore(chat_pool))
+
+
+@pytest.fixture
+async def client(ports: Ports) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the REST API, in process."""
+    app = create_app(ports, default_tenant="default")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://chat.test") as client:
+        yield client
+
+
+@pytest.fixture
+async def chat_url(ports: Ports) -> AsyncIterator[str]:
+    """The REST API under a real uvicorn server (as the service serves it), on a free port."""
+    port = free_port()
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        serve_http(create_app(ports, default_tenant="default"), host="127.0.0.1", port=port, stop=stop)
+    )
+    await asyncio.to_thread(wait_for_port, port)
+    yield f"http://127.0.0.1:{port}"
+    stop.set()
+    await task

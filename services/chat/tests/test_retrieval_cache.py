@@ -33,7 +33,7 @@ async def test_same_question_again_is_answered_from_the_cache(responder: SearchR
 
     again = await answer_question(question, ports)
 
-    assert again == first
+    assert (again["answer"], again["citations"]) == (first["answer"], first["citations"])
     assert responder.asked(QUESTION) == 1
 
 

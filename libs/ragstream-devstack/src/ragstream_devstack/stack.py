@@ -51,7 +51,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
         50052,
         migrates=True,
     ),
-    ServiceSpec("chat", "ragstream_chat", "RAGSTREAM_CHAT_HTTP_PORT", 8082, "RAGSTREAM_CHAT_GRPC_PORT", 50053),
+    ServiceSpec(
+        "chat", "ragstream_chat", "RAGSTREAM_CHAT_HTTP_PORT", 8082, "RAGSTREAM_CHAT_GRPC_PORT", 50053, migrates=True
+    ),
     ServiceSpec("parser", "ragstream_parser", "RAGSTREAM_PARSER_METRICS_PORT", 9101),
     ServiceSpec("embedder", "ragstream_embedder", "RAGSTREAM_EMBEDDER_METRICS_PORT", 9102),
 )

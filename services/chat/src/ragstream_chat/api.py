@@ -1,24 +1,58 @@
-"""REST adapter of the chat service."""
+"""REST adapter of the chat service: questions (JSON, SSE, WebSocket), conversations, collection settings.
+
+``POST /v1/collections/{c}/chat`` answers with JSON, or streams Server-Sent Events when the body
+says ``"stream": true`` or the request accepts ``text/event-stream`` (the convention of the
+OpenAI and Anthropic APIs). Events: ``started``, ``citation``, ``delta``, ``sentence``, ``done``,
+and ``error`` if generation fails after the stream began. The WebSocket at
+``/v1/collections/{c}/chat/ws`` takes one JSON question per message and sends the same events
+as JSON objects ``{"event": name, "data": {...}}``.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import grpc
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field, ValidationError
 
-from ragstream_chat.handlers import ChatPorts, Question, answer_question
-from ragstream_core.grpc_server import tenant_from
-from ragstream_core.proto.ragstream.v1 import chat_pb2, chat_pb2_grpc
+from ragstream_chat.collection_settings import CollectionChat
+from ragstream_chat.handlers import (
+    ChatEvent,
+    Prepared,
+    Question,
+    answer_question,
+    chat_settings,
+    configure_collection,
+    prepare,
+)
+from ragstream_chat.openai_api import router as openai_router
+from ragstream_chat.ports import ChatPorts
+from ragstream_core.errors import InvalidInput, RagstreamError
 from ragstream_core.runtime import error_handlers
 
 router = APIRouter(prefix="/v1")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class ChatRequest(BaseModel):
     question: str = Field(min_length=1, max_length=4000, description="What to ask the collection.")
     top_k: int | None = Field(None, gt=0, le=50, description="Passages to retrieve.")
+    conversation_id: str | None = Field(None, max_length=100, description="Continue it; omit to start one.")
+    stream: bool = Field(False, description="Answer as Server-Sent Events.")
+
+
+class ConversationRequest(BaseModel):
+    title: str = Field("", max_length=200, description="Shown in lists; the first question when empty.")
+
+
+class ChatSettingsRequest(BaseModel):
+    provider: str | None = Field(None, description="Provider name; null for the service default.")
+    min_score: float | None = Field(None, ge=-1, le=1, description="Passages below are ignored; null: default.")
+    top_k: int | None = Field(None, gt=0, le=50, description="Passages per question; null: default.")
 
 
 def ports_of(request: Request) -> ChatPorts:
@@ -36,44 +70,119 @@ def tenant_of(request: Request, x_tenant_id: Annotated[str | None, Header()] = N
 Tenant = Annotated[str, Depends(tenant_of)]
 
 
-@router.post("/collections/{collection_id}/chat")
-async def chat(collection_id: str, body: ChatRequest, ports: Ports, tenant: Tenant) -> dict[str, Any]:
-    """Answer a question from the collection's documents, with citations."""
-    return await answer_question(Question(tenant, collection_id, body.question, body.top_k), ports)
+def sse(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
-    """gRPC ``ChatService``; the tenant comes from the ``x-tenant-id`` metadata."""
+async def sse_events(prepared: Prepared) -> AsyncIterator[str]:
+    """The events of ``prepared`` as SSE; a failure mid-answer becomes an ``error`` event."""
+    try:
+        async for event in prepared.events():
+            yield sse(event.name, event.data())
+    except RagstreamError as exc:
+        yield sse("error", {"error": type(exc).__name__, "detail": str(exc)})
 
-    def __init__(self, ports: ChatPorts, *, default_tenant: str) -> None:
-        self.ports = ports
-        self.default_tenant = default_tenant
 
-    async def Ask(
-        self,
-        request: chat_pb2.AskRequest,
-        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
-    ) -> chat_pb2.AskResponse:
-        tenant = request.tenant_id or tenant_from(context, self.default_tenant)
-        question = Question(tenant, request.collection_id, request.question, request.top_k or None)
-        answer = await answer_question(question, self.ports)
-        return chat_pb2.AskResponse(
-            answer=answer["answer"],
-            mode=answer["mode"],
-            citations=[
-                chat_pb2.Citation(
-                    number=c["number"],
-                    document_id=c["document_id"],
-                    version=c["version"],
-                    file_name=c["file_name"],
-                    heading_path=c["heading_path"],
-                    page=c["page"] or 0,
-                    text=c["text"],
-                    score=c["score"],
-                )
-                for c in answer["citations"]
-            ],
-        )
+def _question(tenant: str, collection_id: str, body: ChatRequest) -> Question:
+    return Question(tenant, collection_id, body.question, body.top_k, body.conversation_id or "")
+
+
+@router.post("/collections/{collection_id}/chat", response_model=None)
+async def chat(
+    collection_id: str,
+    body: ChatRequest,
+    ports: Ports,
+    tenant: Tenant,
+    accept: Annotated[str, Header()] = "",
+) -> dict[str, Any] | StreamingResponse:
+    """Answer a question from the collection's documents, with citations (JSON, or SSE when streaming)."""
+    question = _question(tenant, collection_id, body)
+    if body.stream or "text/event-stream" in accept:
+        prepared = await prepare(question, ports)
+        return StreamingResponse(sse_events(prepared), media_type="text/event-stream", headers=SSE_HEADERS)
+    return await answer_question(question, ports)
+
+
+def _ws_event(event: ChatEvent) -> dict[str, Any]:
+    return {"event": event.name, "data": event.data()}
+
+
+@router.websocket("/collections/{collection_id}/chat/ws")
+async def chat_socket(websocket: WebSocket, collection_id: str) -> None:
+    """Questions in, events out, any number per connection; errors are ``error`` events, the socket stays."""
+    ports: ChatPorts = websocket.app.state.ports
+    tenant = websocket.headers.get("x-tenant-id") or str(websocket.app.state.default_tenant)
+    await websocket.accept()
+    try:
+        while True:
+            raw = await websocket.receive_text()
+            try:
+                body = ChatRequest.model_validate_json(raw)
+                prepared = await prepare(_question(tenant, collection_id, body), ports)
+                async for event in prepared.events():
+                    await websocket.send_json(_ws_event(event))
+            except ValidationError as exc:
+                error = InvalidInput(f"a question is a JSON object {{'question': '...'}}: {exc.errors()[0]['msg']}")
+                await websocket.send_json({"event": "error", "data": {"error": "InvalidInput", "detail": str(error)}})
+            except RagstreamError as exc:
+                await websocket.send_json({"event": "error", "data": {"error": type(exc).__name__, "detail": str(exc)}})
+    except WebSocketDisconnect:
+        return
+
+
+@router.post("/collections/{collection_id}/conversations", status_code=201)
+async def create_conversation(
+    collection_id: str, body: ConversationRequest, ports: Ports, tenant: Tenant
+) -> dict[str, Any]:
+    """An empty conversation; ask in it with ``conversation_id``."""
+    return await ports.conversations.create(tenant, collection_id, title=body.title)
+
+
+@router.get("/conversations")
+async def list_conversations(
+    ports: Ports,
+    tenant: Tenant,
+    collection_id: Annotated[str | None, Query(description="Only this collection's.")] = None,
+    limit: Annotated[int, Query(gt=0, le=500)] = 50,
+) -> dict[str, Any]:
+    """The tenant's conversations, most recently active first."""
+    items = await ports.conversations.list(tenant, collection_id=collection_id, limit=limit)
+    return {"conversations": items}
+
+
+@router.get("/collections/{collection_id}/conversations")
+async def list_collection_conversations(
+    collection_id: str, ports: Ports, tenant: Tenant, limit: Annotated[int, Query(gt=0, le=500)] = 50
+) -> dict[str, Any]:
+    """The collection's conversations, most recently active first."""
+    return {"conversations": await ports.conversations.list(tenant, collection_id=collection_id, limit=limit)}
+
+
+@router.get("/conversations/{conversation_id}")
+async def get_conversation(conversation_id: str, ports: Ports, tenant: Tenant) -> dict[str, Any]:
+    """The conversation with its messages; answers carry their citations and sentences."""
+    return await ports.conversations.get(tenant, conversation_id)
+
+
+@router.delete("/conversations/{conversation_id}", status_code=204)
+async def delete_conversation(conversation_id: str, ports: Ports, tenant: Tenant) -> Response:
+    await ports.conversations.delete(tenant, conversation_id)
+    return Response(status_code=204)
+
+
+@router.get("/collections/{collection_id}/chat/settings")
+async def get_chat_settings(collection_id: str, ports: Ports, tenant: Tenant) -> dict[str, Any]:
+    """How the collection is answered: each value and whether it is the collection's or the default."""
+    return await chat_settings(tenant, collection_id, ports)
+
+
+@router.put("/collections/{collection_id}/chat/settings")
+async def put_chat_settings(
+    collection_id: str, body: ChatSettingsRequest, ports: Ports, tenant: Tenant
+) -> dict[str, Any]:
+    """Replace the collection's settings; a null value means the service default."""
+    chat = CollectionChat(body.provider, body.min_score, body.top_k)
+    return await configure_collection(tenant, collection_id, chat, ports)
 
 
 def create_app(ports: ChatPorts, *, default_tenant: str) -> FastAPI:
@@ -82,4 +191,5 @@ def create_app(ports: ChatPorts, *, default_tenant: str) -> FastAPI:
     app.state.default_tenant = default_tenant
     error_handlers(app)
     app.include_router(router)
+    app.include_router(openai_router)
     return app

@@ -1,19 +1,26 @@
-"""Composition root of the chat service: ``python -m ragstream_chat``."""
+"""Composition root of the chat service: ``python -m ragstream_chat [migrate]``."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import sys
 from dataclasses import dataclass
 
 import structlog
 from nats.aio.msg import Msg
 
 from ragstream_chat.answers import Answerer, ExtractiveAnswerer, OpenAICompatibleAnswerer
-from ragstream_chat.api import ChatServicer, create_app
+from ragstream_chat.api import create_app
+from ragstream_chat.collection_settings import CollectionStore
+from ragstream_chat.conversations import ConversationStore
+from ragstream_chat.grpc_api import ChatServicer
 from ragstream_chat.handlers import on_index_updated
+from ragstream_chat.ports import Collections, Conversations, Search
 from ragstream_chat.retrieval import Retriever
 from ragstream_chat.settings import ChatSettings
 from ragstream_core.bus import Bus
+from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.events import SUBJECT_OF
 from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import chat_pb2_grpc
@@ -26,32 +33,43 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class Ports:
-    retriever: Retriever
-    answerer: Answerer
+    retriever: Search
+    answerers: dict[str, Answerer]
+    conversations: Conversations
+    collections: Collections
+    provider: str
     min_score: float
     top_k: int
+    history_turns: int
 
 
-def build_answerer(settings: ChatSettings) -> Answerer:
-    if settings.provider == "openai":
-        return OpenAICompatibleAnswerer(
+def build_answerers(settings: ChatSettings) -> dict[str, Answerer]:
+    """Every provider that is configured: extractive always, ``openai`` when it has an endpoint."""
+    answerers: dict[str, Answerer] = {"extractive": ExtractiveAnswerer()}
+    if settings.openai_base_url and settings.openai_model:
+        answerers["openai"] = OpenAICompatibleAnswerer(
             base_url=settings.openai_base_url,
             api_key=settings.openai_api_key,
             model=settings.openai_model,
             timeout_s=settings.openai_timeout_s,
         )
-    return ExtractiveAnswerer()
+    return answerers
 
 
 async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     core = settings.core
     configure_telemetry("chat", core)
+    pool = await open_pool(core.postgres_url)
     bus = await Bus.from_settings(core, service="chat")
     ports = Ports(
         Retriever(bus, timeout_s=settings.search_timeout_s, cache_entries=settings.cache_entries),
-        build_answerer(settings),
+        build_answerers(settings),
+        ConversationStore(pool),
+        CollectionStore(pool),
+        settings.provider,
         settings.min_score,
         settings.top_k,
+        settings.history_turns,
     )
 
     async def on_message(msg: Msg) -> None:
@@ -62,7 +80,7 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     await bus.nc.subscribe(SUBJECT_OF[IndexUpdated], cb=on_message)
     app = create_app(ports, default_tenant=settings.default_tenant)
 
-    ops_routes(app, {"nats": bus.check})
+    ops_routes(app, {"postgres": functools.partial(check_pool, pool), "nats": bus.check})
     servicer = ChatServicer(ports, default_tenant=settings.default_tenant)
     server = await start_grpc_server(
         [lambda s: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, s)],  # type: ignore[no-untyped-call]
@@ -76,7 +94,12 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     finally:
         await server.stop(grace=5)
         await bus.stop()
+        await pool.close()
 
 
 def main() -> None:
-    run_service(lambda stop: serve(stop, ChatSettings()))
+    settings = ChatSettings()
+    if sys.argv[1:] == ["migrate"]:
+        asyncio.run(apply_migrations(settings.core.postgres_url, service="chat", package="ragstream_chat"))
+        return
+    run_service(lambda stop: serve(stop, settings))

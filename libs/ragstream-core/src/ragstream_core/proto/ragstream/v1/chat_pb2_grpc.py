@@ -39,13 +39,27 @@ class ChatServiceStub:
                 request_serializer=ragstream_dot_v1_dot_chat__pb2.AskRequest.SerializeToString,
                 response_deserializer=ragstream_dot_v1_dot_chat__pb2.AskResponse.FromString,
                 _registered_method=True)
+        self.AskStream = channel.unary_stream(
+                '/ragstream.v1.ChatService/AskStream',
+                request_serializer=ragstream_dot_v1_dot_chat__pb2.AskRequest.SerializeToString,
+                response_deserializer=ragstream_dot_v1_dot_chat__pb2.AskEvent.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Ask(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One question, the whole answer at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AskStream(self, request, context):
+        """One question, the answer as it is written: started, citations, text deltas, sentences
+        linked to their citations, then done (a separate RPC so that Ask's callers keep working).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -57,6 +71,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.Ask,
                     request_deserializer=ragstream_dot_v1_dot_chat__pb2.AskRequest.FromString,
                     response_serializer=ragstream_dot_v1_dot_chat__pb2.AskResponse.SerializeToString,
+            ),
+            'AskStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.AskStream,
+                    request_deserializer=ragstream_dot_v1_dot_chat__pb2.AskRequest.FromString,
+                    response_serializer=ragstream_dot_v1_dot_chat__pb2.AskEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +105,33 @@ class ChatService:
             '/ragstream.v1.ChatService/Ask',
             ragstream_dot_v1_dot_chat__pb2.AskRequest.SerializeToString,
             ragstream_dot_v1_dot_chat__pb2.AskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AskStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragstream.v1.ChatService/AskStream',
+            ragstream_dot_v1_dot_chat__pb2.AskRequest.SerializeToString,
+            ragstream_dot_v1_dot_chat__pb2.AskEvent.FromString,
             options,
             channel_credentials,
             insecure,
