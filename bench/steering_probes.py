@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import websockets
@@ -46,20 +46,20 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-@dataclass
-class FeedLatency:
-    """Seconds from a job's newest event until its feed message arrived, for one collection."""
+class _Background:
+    """Runs ``_run`` in a task for the duration of an ``async with``; entered once ``_ready`` is set."""
 
-    stack: Stack
-    collection: str
-    samples: list[float] = field(default_factory=list)
-    messages: int = 0
     _task: asyncio.Task[None] | None = None
-    _connected: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def __aenter__(self) -> FeedLatency:
-        self._task = asyncio.create_task(self._listen())
-        await asyncio.wait_for(self._connected.wait(), timeout=30)
+    def __post_init__(self) -> None:
+        self._ready = asyncio.Event()
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self._ready.wait(), timeout=30)
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -67,10 +67,20 @@ class FeedLatency:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
 
-    async def _listen(self) -> None:
+
+@dataclass
+class FeedLatency(_Background):
+    """Seconds from a job's newest event until its feed message arrived, for one collection."""
+
+    stack: Stack
+    collection: str
+    samples: list[float] = field(default_factory=list)
+    messages: int = 0
+
+    async def _run(self) -> None:
         url = f"ws://127.0.0.1:{self.stack.ports['progress']}/v1/jobs/stream?collection_id={self.collection}"
         async with websockets.connect(url, max_size=None) as ws:
-            self._connected.set()
+            self._ready.set()
             connected_at = time.time()
             async for raw in ws:
                 received = time.time()
@@ -96,7 +106,7 @@ class FeedLatency:
 
 
 @dataclass
-class ChunkMeter:
+class ChunkMeter(_Background):
     """The collection's embedded chunks and job counts, polled from the progress service."""
 
     client: httpx.AsyncClient
@@ -104,19 +114,10 @@ class ChunkMeter:
     collection: str
     interval_s: float = 0.25
     samples: list[tuple[float, int, dict[str, int]]] = field(default_factory=list)
-    _task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> ChunkMeter:
-        self._task = asyncio.create_task(self._poll())
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _poll(self) -> None:
+    async def _run(self) -> None:
         url = f"{self.progress}/v1/collections/{self.collection}/progress"
+        self._ready.set()
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 response = await self.client.get(url, timeout=5)
