@@ -32,6 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from chat_probes import corpus_questions, measure_concurrency, measure_first_token, measure_freshness
 from collections_bulk import measure_bulk_collections
 from corpus_copies import Copy, distinct_copy, skipped_files, supported_files
 from latency_probes import measure_latency
@@ -276,6 +277,13 @@ def run(args: argparse.Namespace) -> int:
             steering["pause_resume"] = asyncio.run(measure_pause_resume(stack, batch, collection="bench-pause"))
             say(f"killing the embedder (SIGKILL) in a batch of {len(batch)} documents ...")
             steering["embedder_kill"] = asyncio.run(measure_embedder_kill(stack, batch, collection="bench-kill"))
+        say("measuring chat: freshness after index.updated, time to first token, 20 concurrent clients ...")
+        questions = corpus_questions(args.corpus, 3000)
+        chat = {
+            "freshness": asyncio.run(measure_freshness(stack, collection="bench", probes=args.probes)),
+            "first_token": asyncio.run(measure_first_token(stack, collection="bench", questions=questions[:30])),
+            "concurrency": asyncio.run(measure_concurrency(stack, collection="bench", questions=questions[30:])),
+        }
     except (BenchError, SteeringError, TimeoutError, RuntimeError, httpx.HTTPError) as exc:
         say(f"bench FAILED: {type(exc).__name__}: {exc}")
         say(f"service logs kept in {work / 'logs'}")
@@ -327,6 +335,7 @@ def run(args: argparse.Namespace) -> int:
         )
         results["collections_bulk"] = collections
         results["steering"] = steering
+        results["chat"] = chat
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=2) + "\n")
         say()

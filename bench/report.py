@@ -323,6 +323,17 @@ def render_summary(r: dict[str, Any]) -> str:
             f"full speed {kill['full_speed_after_kill_s']} s, batch done {kill['finished_after_kill_s']} s; "
             f"final {kill['final_counts']}"
         )
+    if chat := r.get("chat"):
+        fresh, first, load = chat["freshness"], chat["first_token"], chat["concurrency"]
+        lines += [
+            f"11. freshness     index.updated -> first citing answer: p50 {fresh.get('p50_ms')} ms, p95 "
+            f"{fresh.get('p95_ms')} ms ({fresh['samples']} probes; cited before the event: "
+            f"{fresh['cited_before_the_event']})",
+            f"12. first token   extractive, streamed (SSE), idle: p50 {first['first_token'].get('p50_ms')} ms, p95 "
+            f"{first['first_token'].get('p95_ms')} ms; whole answer p50 {first['whole_answer'].get('p50_ms')} ms",
+            f"13. chat load     {load['clients']} clients: {load['answers_per_s']} answers/s, latency p50 "
+            f"{load['latency'].get('p50_ms')} ms, p95 {load['latency'].get('p95_ms')} ms ({load['errors']} errors)",
+        ]
     if r["machine"]["load_average_at_start"][0] > 0.5:
         lines.append("note: the machine was not idle at the start (load average above); figures may be noisy")
     return "\n".join(lines)
