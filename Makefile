@@ -10,7 +10,7 @@ PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install system-deps run test unit e2e bench bench-upload proto lint lock clean rebuild-progress soak
+.PHONY: install system-deps run test unit e2e bench bench-upload eval proto lint lock clean rebuild-progress soak
 
 install: system-deps $(STAMP) ## virtual environment from requirements.lock, workspace packages editable
 
@@ -58,6 +58,9 @@ rebuild-progress: install ## empty the progress projection and replay every stor
 
 bench: install ## throughput against the model alone; writes bench/results/latest.json
 	$(PY) bench/ingest_bench.py
+
+eval: install ## retrieval quality (hit@1, hit@5, MRR; dense, sparse, hybrid) over ../shared/corpus; writes bench/results/eval.json
+	$(PY) bench/eval_retrieval.py
 
 bench-upload: install ## gateway memory while it receives a 1 GiB upload; writes bench/results/upload_rss.json
 	$(PY) bench/upload_rss.py

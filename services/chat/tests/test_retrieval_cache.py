@@ -11,6 +11,7 @@ from ragstream_chat.retrieval import Retriever
 from ragstream_core.bus import Bus
 from ragstream_core.errors import DependencyUnavailable
 from ragstream_core.proto.ragstream.v1.events_pb2 import EventMeta, IndexUpdated
+from ragstream_core.proto.ragstream.v1.search_pb2 import SearchMode
 from ragstream_devstack.testing import new_id
 
 if TYPE_CHECKING:
@@ -98,3 +99,64 @@ async def test_cache_keeps_at_most_its_size_dropping_the_oldest(responder: Searc
     await retriever.search("default", collection, "third", top_k=5)
 
     assert (responder.asked("first"), responder.asked("second"), responder.asked("third")) == (2, 1, 1)
+
+
+async def test_search_options_reach_the_embedder_and_default_to_hybrid_merged_passages(
+    responder: SearchResponder, retriever: Retriever
+) -> None:
+    collection = new_id("col")
+    await retriever.search("default", collection, "plain", top_k=5)
+    await retriever.search(
+        "default",
+        collection,
+        "narrowed",
+        top_k=3,
+        mode=SearchMode.SEARCH_MODE_SPARSE,
+        document_ids=["doc-9"],
+        media_types=["application/pdf"],
+        file_names=["a.pdf"],
+        keep_chunks=True,
+    )
+
+    plain, narrowed = responder.requests
+    assert (plain.mode, plain.keep_chunks, list(plain.document_ids)) == (SearchMode.SEARCH_MODE_HYBRID, False, [])
+    assert narrowed.mode == SearchMode.SEARCH_MODE_SPARSE
+    assert (list(narrowed.document_ids), list(narrowed.media_types), list(narrowed.file_names)) == (
+        ["doc-9"],
+        ["application/pdf"],
+        ["a.pdf"],
+    )
+    assert narrowed.keep_chunks
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"mode": SearchMode.SEARCH_MODE_DENSE},
+        {"document_ids": ["doc-2"]},
+        {"media_types": ["text/csv"]},
+        {"file_names": ["b.md"]},
+        {"keep_chunks": True},
+    ],
+)
+async def test_the_same_query_with_other_search_options_is_searched_again(
+    responder: SearchResponder, retriever: Retriever, options: dict[str, object]
+) -> None:
+    collection = new_id("col")
+    await retriever.search("default", collection, QUESTION, top_k=5)
+
+    await retriever.search("default", collection, QUESTION, top_k=5, **options)  # type: ignore[arg-type]
+    await retriever.search("default", collection, QUESTION, top_k=5, **options)  # type: ignore[arg-type]
+
+    assert responder.asked(QUESTION) == 2
+
+
+async def test_filters_in_another_order_hit_the_same_cache_entry(
+    responder: SearchResponder, retriever: Retriever
+) -> None:
+    collection = new_id("col")
+    await retriever.search("default", collection, QUESTION, top_k=5, document_ids=["a", "b"])
+
+    await retriever.search("default", collection, QUESTION, top_k=5, document_ids=["b", "a"])
+
+    assert responder.asked(QUESTION) == 1

@@ -12,7 +12,7 @@ import pytest
 from ragstream_core.bus import Bus, Delivery
 from ragstream_core.errors import NotFound
 from ragstream_core.proto.ragstream.v1.events_pb2 import DocParsed, EventMeta
-from ragstream_core.proto.ragstream.v1.search_pb2 import SearchRequest
+from ragstream_core.proto.ragstream.v1.search_pb2 import SearchMode, SearchRequest
 from ragstream_core.storage import LocalObjectStore
 from ragstream_embedder.handlers import embed_document, search
 from ragstream_embedder.index import VectorIndex
@@ -106,3 +106,45 @@ async def test_missing_chunks_object_fails_the_handler(ports: Ports) -> None:
 
     with pytest.raises(NotFound):
         await embed_document(event, DELIVERY, ports)
+
+
+async def test_adjacent_chunks_found_together_come_back_as_one_passage(ports: Ports) -> None:
+    texts = ["Mallards nest near ponds.", "Their ducklings hatch in spring.", "Owls hunt at night."]
+    await embed_document(await store_chunks(ports, "ducks", 1, texts), DELIVERY, ports)
+    request = SearchRequest(tenant_id="t", collection_id="c", query="mallard ducklings", top_k=3)
+
+    merged = await search(request, ports)
+    request.keep_chunks = True
+    separate = await search(request, ports)
+
+    assert [list(h.chunk_indexes) for h in merged.hits] == [[0, 1, 2]]
+    assert merged.hits[0].text == "\n".join(texts)
+    assert sorted(h.chunk_index for h in separate.hits) == [0, 1, 2]
+    assert merged.mode == SearchMode.SEARCH_MODE_HYBRID
+
+
+async def test_keyword_search_finds_a_rare_name_and_says_which_mode_answered(ports: Ports) -> None:
+    texts = ["Ducks have flat bills.", "The Lucern Hotel is down the street.", "Owls hunt at night."]
+    await embed_document(await store_chunks(ports, "notes", 1, texts), DELIVERY, ports)
+
+    response = await search(
+        SearchRequest(
+            tenant_id="t",
+            collection_id="c",
+            query="Lucern",
+            top_k=3,
+            keep_chunks=True,
+            mode=SearchMode.SEARCH_MODE_SPARSE,
+        ),
+        ports,
+    )
+
+    assert response.mode == SearchMode.SEARCH_MODE_SPARSE
+    assert [h.chunk_index for h in response.hits] == [1]
+
+
+async def test_an_unknown_search_mode_is_answered_with_an_error(ports: Ports) -> None:
+    response = await search(SearchRequest(tenant_id="t", collection_id="c", query="x", mode=42), ports)  # type: ignore[arg-type]
+
+    assert "unknown search mode 42" in response.error
+    assert list(response.hits) == []

@@ -8,6 +8,7 @@ without restarts.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import nats.errors
 import structlog
@@ -16,12 +17,13 @@ from prometheus_client import Counter
 from ragstream_core.bus import Bus
 from ragstream_core.errors import DependencyUnavailable
 from ragstream_core.events import SEARCH_SUBJECT
-from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit, SearchRequest, SearchResponse
+from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit, SearchMode, SearchRequest, SearchResponse
 
 log = structlog.get_logger(__name__)
 CACHE = Counter("ragstream_chat_retrieval_cache_total", "Retrieval cache lookups.", ["result"])
 
-_Key = tuple[str, str, str, int]
+# (tenant, collection, query, top_k, mode, document ids, media types, file names, keep chunks)
+_Key = tuple[str, str, str, int, int, tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]
 
 
 class Retriever:
@@ -31,15 +33,52 @@ class Retriever:
         self.cache_entries = cache_entries
         self._cache: OrderedDict[_Key, list[SearchHit]] = OrderedDict()
 
-    async def search(self, tenant_id: str, collection_id: str, query: str, *, top_k: int) -> list[SearchHit]:
-        """The best passages; raises ``DependencyUnavailable`` if the embedder does not answer."""
-        key = (tenant_id, collection_id, query, top_k)
+    async def search(
+        self,
+        tenant_id: str,
+        collection_id: str,
+        query: str,
+        *,
+        top_k: int,
+        mode: SearchMode = SearchMode.SEARCH_MODE_HYBRID,
+        document_ids: Sequence[str] = (),
+        media_types: Sequence[str] = (),
+        file_names: Sequence[str] = (),
+        keep_chunks: bool = False,
+    ) -> list[SearchHit]:
+        """The best passages; raises ``DependencyUnavailable`` if the embedder does not answer.
+
+        Hybrid (dense + keyword, fused) unless ``mode`` says otherwise; the filters narrow the
+        chunks searched; adjacent chunks come merged into one passage unless ``keep_chunks``.
+        Every parameter is part of the cache key.
+        """
+        key: _Key = (
+            tenant_id,
+            collection_id,
+            query,
+            top_k,
+            int(mode),
+            tuple(sorted(document_ids)),
+            tuple(sorted(media_types)),
+            tuple(sorted(file_names)),
+            keep_chunks,
+        )
         if key in self._cache:
             CACHE.labels("hit").inc()
             self._cache.move_to_end(key)
             return self._cache[key]
         CACHE.labels("miss").inc()
-        request = SearchRequest(tenant_id=tenant_id, collection_id=collection_id, query=query, top_k=top_k)
+        request = SearchRequest(
+            tenant_id=tenant_id,
+            collection_id=collection_id,
+            query=query,
+            top_k=top_k,
+            mode=mode,
+            document_ids=document_ids,
+            media_types=media_types,
+            file_names=file_names,
+            keep_chunks=keep_chunks,
+        )
         try:
             response = await self.bus.request(SEARCH_SUBJECT, request, SearchResponse, timeout_s=self.timeout_s)
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:

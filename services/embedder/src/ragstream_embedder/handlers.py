@@ -19,9 +19,10 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import (
     JobFailed,
     StageProgress,
 )
-from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit, SearchRequest, SearchResponse
-from ragstream_embedder.index import ChunkPoint, DocumentDeleted
+from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit, SearchMode, SearchRequest, SearchResponse
+from ragstream_embedder.index import ChunkPoint, DocumentDeleted, Mode
 from ragstream_embedder.model import MAX_TOKENS
+from ragstream_embedder.passages import Passage, merge_adjacent
 from ragstream_embedder.ports import EmbedderPorts
 
 log = structlog.get_logger(__name__)
@@ -154,9 +155,47 @@ async def remove_document(event: DocDeleted, delivery: Delivery, ports: Embedder
     )
 
 
+_MODES: dict[int, Mode] = {
+    SearchMode.SEARCH_MODE_UNSPECIFIED: "hybrid",
+    SearchMode.SEARCH_MODE_HYBRID: "hybrid",
+    SearchMode.SEARCH_MODE_DENSE: "dense",
+    SearchMode.SEARCH_MODE_SPARSE: "sparse",
+}
+_MODE_NAMES: dict[Mode, SearchMode] = {
+    "hybrid": SearchMode.SEARCH_MODE_HYBRID,
+    "dense": SearchMode.SEARCH_MODE_DENSE,
+    "sparse": SearchMode.SEARCH_MODE_SPARSE,
+}
+
+
+def _passage_hit(passage: Passage) -> SearchHit:
+    first = passage.first.payload
+    return SearchHit(
+        document_id=first["document_id"],
+        version=int(first["version"]),
+        chunk_index=int(first["chunk_index"]),
+        chunk_indexes=passage.chunk_indexes,
+        text=passage.text,
+        file_name=first["file_name"],
+        heading_path=list(first.get("heading_path") or []),
+        page=int((first.get("pages") or [0])[0]),
+        score=passage.score,
+        rank_score=passage.rank_score,
+        media_type=first.get("media_type", ""),
+    )
+
+
 async def search(request: SearchRequest, ports: EmbedderPorts) -> SearchResponse:
-    """The best chunks of a collection for a query. Failures are answered, never left unanswered."""
+    """The best passages of a collection for a query. Failures are answered, never left unanswered.
+
+    ``top_k`` chunks are found (hybrid unless the request names a mode); adjacent chunks of
+    one document version among them are merged into one passage unless ``keep_chunks``.
+    """
     started = time.perf_counter()
+    mode = _MODES.get(request.mode)
+    if mode is None:
+        accepted = ", ".join(SearchMode.Name(m) for m in _MODES)
+        return SearchResponse(error=f"unknown search mode {request.mode}; accepted: {accepted}")
     try:
         vector = (await ports.model.embed([request.query], urgent=True))[0]
         hits = await ports.index.search(
@@ -165,26 +204,19 @@ async def search(request: SearchRequest, ports: EmbedderPorts) -> SearchResponse
             collection_id=request.collection_id,
             top_k=request.top_k or 5,
             document_ids=list(request.document_ids) or None,
+            query=request.query,
+            mode=mode,
+            media_types=list(request.media_types) or None,
+            file_names=list(request.file_names) or None,
         )
     except Exception as exc:  # the requester must get a reason, not a timeout
         log.error("search.failed", error=str(exc), error_type=type(exc).__name__)
         return SearchResponse(error=f"search failed: {exc}")
     finally:
         SEARCH_SECONDS.observe(time.perf_counter() - started)
+    passages = [Passage([h], rank) for rank, h in enumerate(hits)] if request.keep_chunks else merge_adjacent(hits)
     return SearchResponse(
         embedding_model=ports.model.name,
-        hits=[
-            SearchHit(
-                document_id=h.payload["document_id"],
-                version=int(h.payload["version"]),
-                chunk_index=int(h.payload["chunk_index"]),
-                text=h.payload["text"],
-                file_name=h.payload["file_name"],
-                heading_path=list(h.payload.get("heading_path") or []),
-                page=int((h.payload.get("pages") or [0])[0]),
-                score=h.score,
-                media_type=h.payload.get("media_type", ""),
-            )
-            for h in hits
-        ],
+        mode=_MODE_NAMES[mode],
+        hits=[_passage_hit(p) for p in passages],
     )

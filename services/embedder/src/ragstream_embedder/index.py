@@ -10,6 +10,10 @@ neither.
 
 Point ids derive from (document_id, version, chunk_index): rewriting a chunk is idempotent.
 
+Each point carries two vectors that can never disagree about which chunks exist: ``dense``
+(the embedding model's) and ``sparse`` (BM25-style keyword weights, ``sparse.SparseEncoder``,
+with Qdrant's IDF modifier). Search runs either alone or both fused by reciprocal rank fusion.
+
 A deleted document leaves a tombstone in the registry (its last version, ``deleted``): every
 point of it is removed, and an activation of any version up to the tombstone's (a job that was
 still running when the delete came) removes its points instead, so a deleted document never
@@ -21,14 +25,26 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import structlog
 from numpy.typing import NDArray
 from qdrant_client import QdrantClient
 from qdrant_client.http import models as qm
 
 from ragstream_core.events import point_id
+from ragstream_embedder.sparse import SparseEncoder, SparseVector
+
+log = structlog.get_logger(__name__)
+
+DENSE = "dense"
+SPARSE = "sparse"
+# Points live in "<collection>_v2": named dense + sparse vectors. "<collection>" itself held the
+# first schema (one unnamed dense vector); it is migrated on open and then dropped.
+SCHEMA_SUFFIX = "_v2"
+Mode = Literal["hybrid", "dense", "sparse"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "sparse")
 
 _REGISTRY_NAMESPACE = uuid.UUID("0b7e4c1a-58f2-4d8e-9c3b-2a6f1e9d7c55")
 
@@ -58,8 +74,31 @@ class ChunkPoint:
 
 @dataclass(frozen=True)
 class Hit:
+    """One chunk found.
+
+    ``score`` is the cosine similarity of chunk and query in the dense and hybrid modes (so a
+    relevance threshold keeps its meaning whatever the fusion), the BM25 score in the sparse
+    mode; ``rank_score`` is what the hits are ordered by (RRF in the hybrid mode).
+    """
+
     score: float
     payload: dict[str, Any]
+    rank_score: float = 0.0
+
+
+def sparse_text(payload: dict[str, Any]) -> str:
+    """The text a chunk's keywords come from: its heading path and its text."""
+    return "\n".join([*(payload.get("heading_path") or []), payload.get("text", "")])
+
+
+def _sparse(vector: SparseVector) -> qm.SparseVector:
+    return qm.SparseVector(indices=vector.indices, values=vector.values)
+
+
+def _cosine(query: NDArray[np.float32], vectors: Any) -> float:
+    """Cosine of a unit query and a point's stored (unit) dense vector."""
+    stored = vectors[DENSE] if isinstance(vectors, dict) else vectors
+    return float(np.dot(query, np.asarray(stored, dtype=np.float32)))
 
 
 def _match(key: str, value: Any) -> qm.FieldCondition:
@@ -70,10 +109,22 @@ class VectorIndex:
     """All chunks of all tenants in one Qdrant collection; every read is filtered by tenant.
 
     Not thread-safe in local mode: call it from one thread.
+
+    ``idf_per_collection``: the sparse IDF counts only the active chunks of the searched
+    collection (right for ranking, and no tenant's terms shape another's results); off, it
+    counts every point in Qdrant (cheaper in embedded mode, which counts per query).
     """
 
     def __init__(
-        self, *, path: Path | None = None, url: str = "", api_key: str = "", collection: str, dimensions: int
+        self,
+        *,
+        path: Path | None = None,
+        url: str = "",
+        api_key: str = "",
+        collection: str,
+        dimensions: int,
+        sparse: SparseEncoder | None = None,
+        idf_per_collection: bool = True,
     ) -> None:
         if url:
             self.client = QdrantClient(url=url, api_key=api_key or None)
@@ -81,46 +132,82 @@ class VectorIndex:
             assert path is not None
             path.mkdir(parents=True, exist_ok=True)
             self.client = QdrantClient(path=str(path))
-        self.collection = collection
+        self.collection = f"{collection}{SCHEMA_SUFFIX}"
         self.registry = f"{collection}_documents"
         self.dimensions = dimensions
+        self.sparse = sparse or SparseEncoder()
+        self.idf_per_collection = idf_per_collection
         if not self.client.collection_exists(self.registry):
             # one point per document: its active version and chunk count
             self.client.create_collection(self.registry, vectors_config={})
-        if not self.client.collection_exists(collection):
+        if not self.client.collection_exists(self.collection):
             self.client.create_collection(
-                collection, vectors_config=qm.VectorParams(size=dimensions, distance=qm.Distance.COSINE)
+                self.collection,
+                vectors_config={DENSE: qm.VectorParams(size=dimensions, distance=qm.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
             )
             if url:  # embedded Qdrant ignores payload indexes (and warns)
-                for key in ("tenant_id", "collection_id", "document_id"):
-                    self.client.create_payload_index(collection, key, qm.PayloadSchemaType.KEYWORD)
+                for key in ("tenant_id", "collection_id", "document_id", "media_type", "file_name"):
+                    self.client.create_payload_index(self.collection, key, qm.PayloadSchemaType.KEYWORD)
+                self.client.create_payload_index(self.collection, "active", qm.PayloadSchemaType.BOOL)
+        if self.client.collection_exists(collection):
+            self._migrate(collection)
+
+    def _vectors(self, dense: list[float], payload: dict[str, Any]) -> dict[str, Any]:
+        vectors: dict[str, Any] = {DENSE: dense}
+        keywords = self.sparse.document(sparse_text(payload))
+        if keywords.indices:  # a chunk of no words has no sparse vector (nothing to match)
+            vectors[SPARSE] = _sparse(keywords)
+        return vectors
+
+    def _migrate(self, legacy: str) -> None:
+        """Copy every point of the first schema (dense only) here, adding its sparse vector.
+
+        Crash-safe: copies are idempotent (same ids) and the old collection is dropped last, so
+        an interrupted migration simply runs again on the next open. Registry entries stay valid.
+        """
+        copied = 0
+        offset: Any = None
+        while True:
+            records, offset = self.client.scroll(legacy, limit=256, offset=offset, with_payload=True, with_vectors=True)
+            points = []
+            for record in records:
+                payload = dict(record.payload or {})
+                dense = record.vector[DENSE] if isinstance(record.vector, dict) else record.vector
+                points.append(qm.PointStruct(id=record.id, vector=self._vectors(list(dense), payload), payload=payload))  # type: ignore[arg-type]
+            if points:
+                self.client.upsert(self.collection, points=points, wait=True)
+                copied += len(points)
+            if offset is None:
+                break
+        self.client.delete_collection(legacy)
+        log.info("index.migrated", source=legacy, target=self.collection, points=copied)
 
     def upsert(self, points: list[ChunkPoint], vectors: NDArray[np.float32]) -> None:
         """Write (inactive) points; rewriting the same chunk overwrites it."""
-        self.client.upsert(
-            self.collection,
-            points=[
+        structs = []
+        for p, vector in zip(points, vectors, strict=True):
+            payload = {
+                "tenant_id": p.tenant_id,
+                "collection_id": p.collection_id,
+                "document_id": p.document_id,
+                "version": p.version,
+                "chunk_index": p.chunk_index,
+                "text": p.text,
+                "file_name": p.file_name,
+                "media_type": p.media_type,
+                "heading_path": p.heading_path,
+                "pages": p.pages,
+                "active": False,
+            }
+            structs.append(
                 qm.PointStruct(
                     id=point_id(p.document_id, p.version, p.chunk_index),
-                    vector=vector.tolist(),
-                    payload={
-                        "tenant_id": p.tenant_id,
-                        "collection_id": p.collection_id,
-                        "document_id": p.document_id,
-                        "version": p.version,
-                        "chunk_index": p.chunk_index,
-                        "text": p.text,
-                        "file_name": p.file_name,
-                        "media_type": p.media_type,
-                        "heading_path": p.heading_path,
-                        "pages": p.pages,
-                        "active": False,
-                    },
+                    vector=self._vectors(vector.tolist(), payload),
+                    payload=payload,
                 )
-                for p, vector in zip(points, vectors, strict=True)
-            ],
-            wait=True,
-        )
+            )
+        self.client.upsert(self.collection, points=structs, wait=True)
 
     def _entry(self, tenant_id: str, document_id: str) -> dict[str, Any] | None:
         entries = self.client.retrieve(self.registry, [registry_id(tenant_id, document_id)], with_payload=True)
@@ -236,30 +323,87 @@ class VectorIndex:
         collection_id: str,
         top_k: int,
         document_ids: list[str] | None = None,
+        query: str = "",
+        mode: Mode = "hybrid",
+        media_types: list[str] | None = None,
+        file_names: list[str] | None = None,
     ) -> list[Hit]:
-        """The best active chunks of one collection, newest version per document only."""
-        must: list[Any] = [
+        """The best active chunks of one collection, newest version per document only.
+
+        ``vector`` is the query's dense vector, ``query`` its text (for the keyword side). The
+        hybrid mode fuses the dense and the sparse ranking by RRF; a query of no keywords (stop
+        words only, or no ``query``) is answered by the dense side alone. Filters narrow the
+        chunks searched, never the IDF statistics (those are the collection's).
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}; accepted: {', '.join(MODES)}")
+        scope: list[Any] = [
             _match("tenant_id", tenant_id),
             _match("collection_id", collection_id),
             _match("active", True),
         ]
+        must = list(scope)
         if document_ids:
             must.append(qm.FieldCondition(key="document_id", match=qm.MatchAny(any=document_ids)))
-        response = self.client.query_points(
-            self.collection,
-            query=vector.tolist(),
-            query_filter=qm.Filter(must=must),
-            limit=top_k * 2,
-            with_payload=True,
-        )
-        points = response.points
+        if media_types:
+            must.append(qm.FieldCondition(key="media_type", match=qm.MatchAny(any=media_types)))
+        if file_names:
+            must.append(qm.FieldCondition(key="file_name", match=qm.MatchAny(any=file_names)))
+        keywords = _sparse(self.sparse.query(query))
+        if mode == "hybrid" and not keywords.indices:
+            mode = "dense"
+        idf = qm.SearchParams(idf=qm.IdfCorpusParams(corpus=qm.Filter(must=scope))) if self.idf_per_collection else None
+        dense = vector.tolist()
+        limit = top_k * 2  # room for the stale version dropped below
+        if mode == "sparse":
+            if not keywords.indices:
+                return []
+            response = self.client.query_points(
+                self.collection,
+                query=keywords,
+                using=SPARSE,
+                query_filter=qm.Filter(must=must),
+                search_params=idf,
+                limit=limit,
+                with_payload=True,
+            )
+            scored = [(float(p.score), float(p.score), p) for p in response.points]
+        else:
+            if mode == "dense":
+                response = self.client.query_points(
+                    self.collection,
+                    query=dense,
+                    using=DENSE,
+                    query_filter=qm.Filter(must=must),
+                    limit=limit,
+                    with_payload=True,
+                )
+            else:
+                candidates = max(limit * 3, 30)
+                response = self.client.query_points(
+                    self.collection,
+                    prefetch=[
+                        qm.Prefetch(query=dense, using=DENSE, limit=candidates),
+                        qm.Prefetch(query=keywords, using=SPARSE, params=idf, limit=candidates),
+                    ],
+                    query=qm.FusionQuery(fusion=qm.Fusion.RRF),
+                    query_filter=qm.Filter(must=must),
+                    limit=limit,
+                    with_payload=True,
+                    with_vectors=[DENSE],
+                )
+            query_unit = np.asarray(dense, dtype=np.float32)
+            scored = [
+                (_cosine(query_unit, p.vector) if mode == "hybrid" else float(p.score), float(p.score), p)
+                for p in response.points
+            ]
         newest: dict[str, int] = {}
-        for p in points:
+        for _, _, p in scored:
             payload = p.payload or {}
             newest[payload["document_id"]] = max(newest.get(payload["document_id"], 0), int(payload["version"]))
         hits = [
-            Hit(score=float(p.score), payload=dict(p.payload or {}))
-            for p in points
+            Hit(score=score, payload=dict(p.payload or {}), rank_score=rank)
+            for score, rank, p in scored
             if int((p.payload or {})["version"]) == newest[(p.payload or {})["document_id"]]
         ]
         return hits[:top_k]

@@ -52,6 +52,7 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
             api_key=settings.qdrant_api_key,
             collection=settings.qdrant_collection,
             dimensions=model.dimensions,
+            idf_per_collection=settings.sparse_idf_per_collection,
         )
     )
     bus = await Bus.from_settings(core, service="embedder")

@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 from numpy.typing import NDArray
 
 from ragstream_core.storage import ObjectStore
-from ragstream_embedder.index import ChunkPoint, Hit
+from ragstream_embedder.index import ChunkPoint, Hit, Mode
 
 
 class EmbeddingModel(Protocol):
@@ -40,6 +40,10 @@ class Index(Protocol):
         collection_id: str,
         top_k: int,
         document_ids: list[str] | None = None,
+        query: str = "",
+        mode: Mode = "hybrid",
+        media_types: list[str] | None = None,
+        file_names: list[str] | None = None,
     ) -> list[Hit]: ...
 
     async def count(self, tenant_id: str, document_id: str) -> dict[int, int]: ...

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from ragstream_embedder.index import ChunkPoint, Hit, VectorIndex
+from ragstream_embedder.index import ChunkPoint, Hit, Mode, VectorIndex
 
 T = TypeVar("T")
 
@@ -54,6 +54,10 @@ class AsyncIndex:
         collection_id: str,
         top_k: int,
         document_ids: list[str] | None = None,
+        query: str = "",
+        mode: Mode = "hybrid",
+        media_types: list[str] | None = None,
+        file_names: list[str] | None = None,
     ) -> list[Hit]:
         result: list[Hit] = await self._call(
             self._index.search,
@@ -62,6 +66,10 @@ class AsyncIndex:
             collection_id=collection_id,
             top_k=top_k,
             document_ids=document_ids,
+            query=query,
+            mode=mode,
+            media_types=media_types,
+            file_names=file_names,
         )
         return result
 

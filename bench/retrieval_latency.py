@@ -1,0 +1,150 @@
+"""Retrieval latency of the embedded default (qdrant-client local mode) at 100,000 chunks in one collection.
+
+Builds, in this process, the index the embedder would hold (``VectorIndex`` on disk in a fresh
+directory, all chunks of one tenant's collection, active): chunk texts are synthesised from the
+shared corpus (runs of 40-120 consecutive words cut from its documents' text, so the keyword
+side sees the corpus' real word distribution); dense vectors are random unit vectors (a
+brute-force scan costs the same whatever the values, and embedding 100,000 chunks here would
+take more than an hour). Queries are the eval questions, embedded by the real model. Times
+``VectorIndex.search`` (what the embedder's search request spends after embedding the query)
+per mode, with the sparse IDF over the collection (the default) and over every point. Prints
+p50/p95 and writes ``bench/results/retrieval_latency.json``.
+
+Run from the project root: ``.venv/bin/python bench/retrieval_latency.py [--help]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragstream_embedder.index import MODES, ChunkPoint, VectorIndex
+from ragstream_embedder.model import DIMENSIONS, MiniLMEmbedder
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT_SUFFIXES = {".md", ".csv", ".vtt", ".eml", ".html"}
+CHUNKS_PER_DOCUMENT = 100
+
+
+def say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def corpus_words(corpus: Path) -> list[str]:
+    """The words of the corpus' text formats (markup stripped), in document order."""
+    words: list[str] = []
+    for path in sorted(corpus.glob("*/*")):
+        if path.suffix.lower() in TEXT_SUFFIXES:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if path.suffix.lower() == ".html":
+                text = re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", text, flags=re.S)
+            words += text.split()
+    return words
+
+
+def synthetic_chunks(words: list[str], count: int, rng: random.Random) -> list[str]:
+    texts = []
+    for _ in range(count):
+        length = rng.randint(40, 120)
+        start = rng.randrange(0, max(1, len(words) - length))
+        texts.append(" ".join(words[start : start + length]))
+    return texts
+
+
+def build(path: Path, texts: list[str], *, idf_per_collection: bool) -> VectorIndex:
+    index = VectorIndex(path=path, collection="bench", dimensions=DIMENSIONS, idf_per_collection=idf_per_collection)
+    rng = np.random.default_rng(7)
+    for start in range(0, len(texts), CHUNKS_PER_DOCUMENT):
+        document_id = f"doc-{start // CHUNKS_PER_DOCUMENT}"
+        batch = texts[start : start + CHUNKS_PER_DOCUMENT]
+        points = [
+            ChunkPoint("t", "c", document_id, 1, i, text, f"{document_id}.md", "text/markdown")
+            for i, text in enumerate(batch)
+        ]
+        vectors = rng.normal(size=(len(batch), DIMENSIONS)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        index.upsert(points, vectors)
+        index.activate("t", document_id, 1, len(batch))
+    return index
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
+    parser.add_argument("--questions", type=Path, default=ROOT / "bench" / "eval" / "questions.jsonl")
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=20, help="queries timed per mode and IDF scope")
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "retrieval_latency.json")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rng = random.Random(11)
+    texts = synthetic_chunks(corpus_words(args.corpus), args.chunks, rng)
+    rows = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+    questions = [row["question"] for row in rows][: args.queries]
+    vectors = MiniLMEmbedder().embed(questions)
+    work = Path(tempfile.mkdtemp(prefix="ragstream-latency-"))
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).date().isoformat(),
+        "chunks": args.chunks,
+        "queries": len(questions),
+        "top_k": args.top_k,
+        "ms": {},
+    }
+    try:
+        started = time.perf_counter()
+        index = build(work / "qdrant", texts, idf_per_collection=True)
+        results["build_s"] = round(time.perf_counter() - started, 1)
+        say(f"built {args.chunks} chunks in {results['build_s']}s")
+        try:
+            for idf_per_collection in (True, False):
+                index.idf_per_collection = idf_per_collection
+                scope = "collection" if idf_per_collection else "global"
+                for mode in MODES:
+                    if mode == "dense" and not idf_per_collection:
+                        continue  # the IDF scope only concerns the keyword side
+                    timings = []
+                    for question, vector in zip(questions, vectors, strict=True):
+                        began = time.perf_counter()
+                        index.search(
+                            vector, tenant_id="t", collection_id="c", top_k=args.top_k, query=question, mode=mode
+                        )
+                        timings.append((time.perf_counter() - began) * 1000)
+                    key = mode if mode == "dense" else f"{mode} (IDF: {scope})"
+                    results["ms"][key] = {
+                        "p50": round(percentile(timings, 0.5), 1),
+                        "p95": round(percentile(timings, 0.95), 1),
+                    }
+                    say(f"{key:28s} p50 {results['ms'][key]['p50']:8.1f} ms   p95 {results['ms'][key]['p95']:8.1f} ms")
+        finally:
+            index.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    say(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
