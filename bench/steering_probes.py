@@ -151,7 +151,9 @@ class ChunkMeter(_Background):
         return next((t for t, embedded, _ in self.samples if t > moment and embedded > base), None)
 
     def full_speed_after(self, moment: float, steady: float) -> float | None:
-        """The first sample time from which the next ``WINDOW_S`` embed ``FULL_SPEED`` of ``steady``."""
+        """The first sample time from ``moment`` on (callers pass the first chunk after the fault,
+        so chunks reported late from before it do not count) from which the next ``WINDOW_S``
+        embed ``FULL_SPEED`` of ``steady``."""
         last = self.samples[-1][0] if self.samples else moment
         for t, _, _ in self.samples:
             if t < moment or t + WINDOW_S > last:
@@ -245,7 +247,7 @@ async def measure_pause_resume(
         done_at = await _wait(meter, "the batch to finish", lambda: _finished(meter, total), within_s=900)
         counts = meter.counts
         first = meter.first_increase_after(resumed_at)
-        full = meter.full_speed_after(resumed_at, steady)
+        full = meter.full_speed_after(first or resumed_at, steady)
     return {
         "documents": total,
         "steady_chunks_per_s": round(steady, 2),
@@ -277,7 +279,7 @@ async def measure_embedder_kill(stack: Stack, files: list[tuple[str, bytes]], *,
         done_at = await _wait(meter, "the batch to finish", lambda: _finished(meter, total), within_s=900)
         counts = meter.counts
         first = meter.first_increase_after(ready_at)
-        full = meter.full_speed_after(killed_at, steady)
+        full = meter.full_speed_after(first or ready_at, steady)
     return {
         "documents": total,
         "steady_chunks_per_s": round(steady, 2),
