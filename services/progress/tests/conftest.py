@@ -80,8 +80,8 @@ class JobEvents:
         stamp(event)
         return event
 
-    def parsing(self, *, done: int = 0, total: int = 0, attempt: int = 1) -> StageProgress:
-        event = StageProgress(meta=self.meta(), stage="parsing", unit="pages", done=done, total=total, attempt=attempt)
+    def parsing(self, *, done: int = 0, total: int = 0, attempt: int = 1, unit: str = "pages") -> StageProgress:
+        event = StageProgress(meta=self.meta(), stage="parsing", unit=unit, done=done, total=total, attempt=attempt)
         stamp(event)
         return event
 

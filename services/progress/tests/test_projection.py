@@ -51,6 +51,20 @@ async def test_counts_follow_pages_chunks_and_embedded_chunks(new_job: NewJob) -
     assert (state["pages"], state["chunks"], state["chunks_embedded"]) == (4, 10, 6)
 
 
+async def test_parsing_progress_in_rows_or_items_moves_the_percent_but_counts_no_pages(new_job: NewJob) -> None:
+    table, page_less = new_job(), new_job()
+    await table.apply(table.uploaded(), table.parsing(done=50, total=100, unit="rows"))
+    await page_less.apply(page_less.uploaded(), page_less.parsing(done=381, total=381, unit="items"))
+    await page_less.apply(page_less.parsed(pages=0, chunks=116))
+
+    rows, items = await table.state(), await page_less.state()
+
+    assert rows is not None
+    assert items is not None
+    assert (rows["percent"], rows["pages"], rows["pages_parsed"]) == (25, 0, 0)
+    assert (items["pages"], items["chunks"]) == (0, 116)
+
+
 async def test_indexed_job_has_every_chunk_embedded(new_job: NewJob) -> None:
     job = new_job()
 

@@ -84,11 +84,12 @@ def transition_of(event: Message) -> Transition:
                 retry,
                 "parsing",
                 percent,
-                {"pages": event.total, "pages_parsed": event.done},
+                # rows of a table or items of a page-less document move the percent, not the pages
+                {"pages": event.total, "pages_parsed": event.done} if event.unit == "pages" else {},
                 attempts=event.attempt,
                 detail={
                     "attempt": event.attempt,
-                    **({"done": event.done, "total": event.total} if event.total else {}),
+                    **({"done": event.done, "total": event.total, "unit": event.unit} if event.total else {}),
                 },
             )
         case DocParsed():
