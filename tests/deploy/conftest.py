@@ -28,7 +28,11 @@ def render(overlay: str) -> list[Manifest]:
     if kubectl is None:
         pytest.skip("kubectl (with its built-in Kustomize) is not installed: apt-get install kubectl")
     result = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=120, check=False
+        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, f"kustomize failed for {overlay}: {result.stderr}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]

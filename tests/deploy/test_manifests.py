@@ -184,7 +184,9 @@ def test_every_workload_has_a_disruption_budget(manifests: list[Manifest]) -> No
 def test_service_selectors_and_target_ports_exist(manifests: list[Manifest]) -> None:
     templates = [t for _, t in pod_templates(manifests)]
     for service in objects(manifests, "Service"):
-        selected = [t for t in templates if matches({"matchLabels": service["spec"]["selector"]}, t["metadata"]["labels"])]
+        selected = [
+            t for t in templates if matches({"matchLabels": service["spec"]["selector"]}, t["metadata"]["labels"])
+        ]
         port_names = {p["name"] for t in selected for c in containers(t) for p in c.get("ports", [])}
 
         assert selected, service["metadata"]["name"]
@@ -196,8 +198,11 @@ def test_configured_ports_are_the_container_ports(manifests: list[Manifest]) -> 
     for deployment in objects(manifests, "Deployment"):
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         declared = {p["containerPort"] for p in container["ports"]}
-        configured = {int(v) for k, v in config.items() if k.endswith("_PORT") and k in env_names(
-            SETTINGS[deployment["metadata"]["name"]])}
+        configured = {
+            int(v)
+            for k, v in config.items()
+            if k.endswith("_PORT") and k in env_names(SETTINGS[deployment["metadata"]["name"]])
+        }
 
         assert configured == declared, deployment["metadata"]["name"]
 
@@ -243,7 +248,8 @@ def test_production_streams_and_engines_are_replicated(manifests: list[Manifest]
     if overlay == "production":
         assert (replicas["nats"], replicas["qdrant"], replicas["minio"]) == (3, 3, 4)
         assert jetstream["STREAM_REPLICAS"] == "3"
-        assert "cluster {" in nats_conf and nats_conf.count("nats-headless:6222") == 3
+        assert "cluster {" in nats_conf
+        assert nats_conf.count("nats-headless:6222") == 3
         assert qdrant_env["QDRANT__CLUSTER__ENABLED"] == "true"
         assert int(qdrant_env["QDRANT__STORAGE__COLLECTION__REPLICATION_FACTOR"] or 0) >= 2
     else:
@@ -256,7 +262,10 @@ def test_production_streams_and_engines_are_replicated(manifests: list[Manifest]
 
 def secret_keys(manifests: list[Manifest], overlay: str) -> dict[str, set[str]]:
     """Keys of each Secret; production's `ragstream-secrets` is made out of band with dev's keys."""
-    found = {s["metadata"]["name"]: set(s.get("data", {})) | set(s.get("stringData", {})) for s in objects(manifests, "Secret")}
+    found = {
+        s["metadata"]["name"]: set(s.get("data", {})) | set(s.get("stringData", {}))
+        for s in objects(manifests, "Secret")
+    }
     if overlay == "production":
         assert "ragstream-secrets" not in found, "production must not ship credentials"
         dev = {s["metadata"]["name"].rsplit("-", 1)[0]: s for s in objects(render("dev"), "Secret")}
@@ -292,7 +301,10 @@ def test_every_ragstream_variable_is_one_the_services_read(manifests: list[Manif
     configured = {k for m in objects(manifests, "ConfigMap") for k in m.get("data", {}) if k.startswith("RAGSTREAM_")}
     configured |= {k for keys in secret_keys(manifests, overlay).values() for k in keys if k.startswith("RAGSTREAM_")}
     configured |= {
-        e["name"] for _, t in pod_templates(manifests) for c in containers(t) for e in c.get("env", [])
+        e["name"]
+        for _, t in pod_templates(manifests)
+        for c in containers(t)
+        for e in c.get("env", [])
         if e["name"].startswith("RAGSTREAM_")
     }
 
@@ -353,19 +365,27 @@ ENGINE_PORTS = {"nats": 4222, "postgres": 5432, "minio": 9000, "qdrant": 6333}
 def test_each_service_reaches_exactly_the_engines_it_needs(manifests: list[Manifest]) -> None:
     templates = {app_name(t): t["metadata"]["labels"] for _, t in pod_templates(manifests)}
     for service, needed in NEEDS.items():
-        allowed = {e for e, port in ENGINE_PORTS.items() if reachable(manifests, templates[service], templates[e], port)}
+        allowed = {
+            e for e, port in ENGINE_PORTS.items() if reachable(manifests, templates[service], templates[e], port)
+        }
 
         assert allowed == needed, service
 
 
 def test_services_do_not_reach_each_other_directly(manifests: list[Manifest]) -> None:
     templates = {app_name(t): t["metadata"]["labels"] for _, t in pod_templates(manifests)}
-    ports = {c["containerPort"] for s in SERVICES for c in
-             named(manifests, "Deployment", s)["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    ports = {
+        c["containerPort"]
+        for s in SERVICES
+        for c in named(manifests, "Deployment", s)["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
     for source in SERVICES:
         for target in SERVICES:
             if source != target:
-                assert not any(reachable(manifests, templates[source], templates[target], p) for p in ports), (source, target)
+                assert not any(reachable(manifests, templates[source], templates[target], p) for p in ports), (
+                    source,
+                    target,
+                )
 
 
 def test_default_deny_covers_the_namespace(manifests: list[Manifest]) -> None:
@@ -373,7 +393,8 @@ def test_default_deny_covers_the_namespace(manifests: list[Manifest]) -> None:
 
     assert deny["podSelector"] == {}
     assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
-    assert "ingress" not in deny and "egress" not in deny
+    assert "ingress" not in deny
+    assert "egress" not in deny
 
 
 # -- autoscaling ---------------------------------------------------------------------------------
