@@ -431,3 +431,12 @@ def test_api_services_scale_on_cpu(manifests: list[Manifest]) -> None:
     for hpa in scaled.values():
         assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
         assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_image_entry_point_runs_the_service_package(service: str) -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    package = "ragstream_" + service.removeprefix("ingest-").replace("-", "_")  # as deploy/Dockerfile derives it
+
+    assert 'module="ragstream_$(echo "${SERVICE#ingest-}" | tr - _)"' in dockerfile
+    assert (ROOT / "services" / service / "src" / package / "__main__.py").exists()
