@@ -440,3 +440,12 @@ def test_the_image_entry_point_runs_the_service_package(service: str) -> None:
 
     assert 'module="ragstream_$(echo "${SERVICE#ingest-}" | tr - _)"' in dockerfile
     assert (ROOT / "services" / service / "src" / package / "__main__.py").exists()
+
+
+def test_autoscaled_deployments_leave_the_replica_count_to_the_autoscaler(manifests: list[Manifest]) -> None:
+    hpa = {h["spec"]["scaleTargetRef"]["name"] for h in objects(manifests, "HorizontalPodAutoscaler")}
+    keda = {s["spec"]["scaleTargetRef"]["name"] for s in objects(manifests, "ScaledObject")}
+
+    assert hpa | keda == set(SERVICES)
+    assert hpa & keda == set()
+    assert [d["metadata"]["name"] for d in objects(manifests, "Deployment") if "replicas" in d["spec"]] == []
