@@ -1,5 +1,6 @@
-"""Grafana dashboards and alert rules: valid JSON/YAML, provisioned by the manifests, and every
-metric they query is one the code defines or one an exporter we deploy is known to publish."""
+"""Grafana dashboards and alert rules: valid JSON, provisioned by the manifests, every query
+parses as PromQL (``promql-parser``, a binding of a port of Prometheus' parser) and every metric
+it selects is one the code defines or one an exporter we deploy is known to publish."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import pytest
 import yaml
 
@@ -28,7 +30,6 @@ EXTERNAL_METRICS = {
     "minio_cluster_capacity_usable_free_bytes": "MinIO /minio/v2/metrics/cluster",
     "kube_pod_status_ready": "kube-state-metrics",
 }
-PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
 
 
 def code_metrics() -> set[str]:
@@ -44,11 +45,15 @@ def code_metrics() -> set[str]:
 
 
 def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (label matchers, ranges and groupings removed)."""
-    bare = re.sub(r'"[^"]*"', "", expr)
-    bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\b(by|without|on|ignoring)\s*\([^)]*\)", " ", bare)
-    tokens = re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", bare)
-    return {t for t in tokens if t not in PROMQL_WORDS and not re.fullmatch(r"[0-9e]+", t)}
+    """The metric names a PromQL expression selects; raises ``ValueError`` if it does not parse."""
+    names: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            names.add(str(node.name))
+
+    promql_parser.walk(promql_parser.parse(expr), pre_visit=visit)
+    return names
 
 
 def dashboard_exprs(board: dict[str, Any]) -> list[str]:
@@ -119,6 +124,11 @@ def test_every_dashboard_is_provisioned_by_the_manifests(manifests: list[Manifes
     assert set(provisioned["data"]) == {p.name for p in DASHBOARDS}
     for path in DASHBOARDS:
         assert json.loads(provisioned["data"][path.name]) == json.loads(path.read_text())
+
+
+def test_a_query_that_does_not_parse_is_refused() -> None:
+    with pytest.raises(ValueError, match="parenthesis"):
+        metric_names("sum(rate(ragstream_messages_total[5m])")
 
 
 def test_metric_name_extraction_ignores_labels_functions_and_groupings() -> None:
