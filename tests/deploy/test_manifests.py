@@ -272,9 +272,8 @@ def secret_keys(manifests: list[Manifest], overlay: str) -> dict[str, set[str]]:
     }
     if overlay == "production":
         assert "ragstream-secrets" not in found, "production must not ship credentials"
-        dev = {s["metadata"]["name"].rsplit("-", 1)[0]: s for s in objects(render("dev"), "Secret")}
-        found["ragstream-secrets"] = set(dev["ragstream-secrets"]["data"])
-    return {re.sub(r"-[a-z0-9]{10}$", "", name): keys for name, keys in found.items()}
+        found["ragstream-secrets"] = set(named(render("dev"), "Secret", "ragstream-secrets")["data"])
+    return found
 
 
 def test_every_referenced_config_and_secret_key_exists(manifests: list[Manifest], overlay: str) -> None:
@@ -294,7 +293,7 @@ def test_every_referenced_config_and_secret_key_exists(manifests: list[Manifest]
                     if key not in maps.get(name, set()):
                         unresolved.append(f"{where}: configMap {name} key {key}")
                 if "secretKeyRef" in ref:
-                    name = re.sub(r"-[a-z0-9]{10}$", "", ref["secretKeyRef"]["name"])
+                    name = ref["secretKeyRef"]["name"]
                     if ref["secretKeyRef"]["key"] not in secrets.get(name, set()):
                         unresolved.append(f"{where}: secret {name} key {ref['secretKeyRef']['key']}")
 
