@@ -87,3 +87,22 @@ lock: ## re-pin requirements.lock from the current environment
 
 clean:
 	rm -rf $(VENV) data test-output
+
+# Kubernetes (deploy/k8s): render with kubectl's built-in Kustomize, validate, deploy.
+OVERLAY ?= dev
+.PHONY: k8s-render k8s-validate k8s-deploy
+k8s-render: ## print the manifests of deploy/k8s/overlays/$(OVERLAY)
+	kubectl kustomize deploy/k8s/overlays/$(OVERLAY)
+
+k8s-validate: install ## render every overlay; strict schemas, conventions, dashboards and alert rules
+	$(PY) -m pytest tests/deploy -q
+
+# Migrations first (streams and SQL), then the rollout. Needs a cluster with KEDA and the
+# Prometheus Operator CRDs; production also needs the Secret ragstream-secrets (deploy/k8s/README.md).
+K8S_NAMESPACE = $(if $(filter production,$(OVERLAY)),ragstream,ragstream-$(OVERLAY))
+k8s-deploy: ## engines and config, then migrations (streams, SQL), then the services of deploy/k8s/overlays/$(OVERLAY)
+	kubectl apply -k deploy/k8s/overlays/$(OVERLAY) -l 'app.kubernetes.io/component notin (service,migration)'
+	kubectl -n $(K8S_NAMESPACE) delete job ragstream-migrate --ignore-not-found
+	kubectl apply -k deploy/k8s/overlays/$(OVERLAY) -l app.kubernetes.io/component=migration
+	kubectl -n $(K8S_NAMESPACE) wait --for=condition=complete job/ragstream-migrate --timeout=900s
+	kubectl apply -k deploy/k8s/overlays/$(OVERLAY)
