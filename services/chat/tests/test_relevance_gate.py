@@ -22,7 +22,9 @@ async def test_table_row_with_every_key_term_is_cited_despite_a_low_dense_score(
 ) -> None:
     responder.add_hit(BERRIES_ROW, score=0.12, file_name="food.csv", media_type="text/csv")
 
-    result = await answer_question(Question("default", new_id("col"), "How many calories per portion do berries have?"), ports)
+    result = await answer_question(
+        Question("default", new_id("col"), "How many calories per portion do berries have?"), ports
+    )
 
     assert [c["file_name"] for c in result["citations"]] == ["food.csv"]
     assert "150 [1]" in result["answer"]
@@ -56,7 +58,9 @@ async def test_coverage_zero_turns_the_keyword_side_off(responder: SearchRespond
     responder.add_hit(BERRIES_ROW, score=0.12)
     ports.min_keyword_coverage = 0
 
-    result = await answer_question(Question("default", new_id("col"), "How many calories per portion do berries have?"), ports)
+    result = await answer_question(
+        Question("default", new_id("col"), "How many calories per portion do berries have?"), ports
+    )
 
     assert result["answer"].startswith("I don't know")
 
@@ -64,7 +68,9 @@ async def test_coverage_zero_turns_the_keyword_side_off(responder: SearchRespond
 async def test_a_passage_above_min_score_is_cited_whatever_its_words(responder: SearchResponder, ports: Ports) -> None:
     responder.add_hit(MALLARDS, score=0.7)
 
-    result = await answer_question(Question("default", new_id("col"), "Which birds travel before the cold season?"), ports)
+    result = await answer_question(
+        Question("default", new_id("col"), "Which birds travel before the cold season?"), ports
+    )
 
     assert len(result["citations"]) == 1
 
