@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 BERRIES_ROW = "Food: Berries | Kinds: Blueberry, Strawberry, Cranberry | Calories per portion: 150"
 LEAVES_ROW = "Food: Leaves | Kinds: Ash, Elm, Maple | Calories per portion: 50"
 MALLARDS = "Ducks are waterbirds. Mallards migrate south when winter comes."
+OLSEN_ROW = (
+    "Index = 4, First Name = Linda, Last Name = Olsen, Company = Dominguez, Mcmillan and Donovan, "
+    "Country = Dominican Republic, Subscription Date = 2020-06-02"
+)
 
 
 async def test_table_row_with_every_key_term_is_cited_despite_a_low_dense_score(
@@ -28,6 +32,17 @@ async def test_table_row_with_every_key_term_is_cited_despite_a_low_dense_score(
 
     assert [c["file_name"] for c in result["citations"]] == ["food.csv"]
     assert "150 [1]" in result["answer"]
+
+
+async def test_csv_row_is_cited_when_the_question_uses_other_forms_of_its_words(
+    responder: SearchResponder, ports: Ports
+) -> None:
+    responder.add_hit(OLSEN_ROW, score=0.08, file_name="customers.csv")
+
+    result = await answer_question(Question("default", new_id("col"), "When did Linda Olsen subscribe?"), ports)
+
+    assert [c["file_name"] for c in result["citations"]] == ["customers.csv"]
+    assert "2020-06-02" in result["answer"]
 
 
 async def test_low_scoring_rows_missing_the_question_terms_are_still_dropped(
@@ -75,8 +90,10 @@ async def test_a_passage_above_min_score_is_cited_whatever_its_words(responder: 
     assert len(result["citations"]) == 1
 
 
-def test_coverage_counts_key_terms_ignoring_case_stop_words_and_plurals() -> None:
+def test_coverage_counts_key_terms_ignoring_case_stop_words_and_word_forms() -> None:
     assert keyword_coverage("Calories per portion of BERRIES?", BERRIES_ROW) == 1.0
     assert keyword_coverage("How many calories per portion do berries have?", LEAVES_ROW) == 0.6
     assert keyword_coverage("What is the capital of France?", "The south of France") == 0.5
     assert keyword_coverage("the of and", BERRIES_ROW) == 0.0
+    assert keyword_coverage("What is Linda Olsen's subscription?", OLSEN_ROW) == 1.0
+    assert keyword_coverage("Which company makes it?", "They compute it.") == 0.0

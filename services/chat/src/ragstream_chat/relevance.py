@@ -5,8 +5,11 @@ nothing about absolute relevance: every collection has a best passage, even for 
 question. So a passage is kept on either of two independent pieces of evidence:
 
 - **semantic**: its dense cosine similarity (``SearchHit.score``) is at least ``min_score``;
-- **lexical**: it contains at least ``keyword_coverage`` of the query's key terms (lower-cased
-  words that are not stop words, a plural ``s`` ignored).
+- **lexical**: it contains at least ``min_keyword_coverage`` (two thirds by default) of the
+  query's key terms: lower-cased words that are not stop words, where a possessive is dropped
+  and two words match when equal or when they share a prefix of all but two letters of the
+  shorter, and at least four ("subscribe" / "subscription", "located" / "location",
+  "berries" / "berry", but not "company" / "compute").
 
 The lexical side rescues what the keyword index found and the embedding model scored low: a
 CSV or table row ("Berries | Blueberry, Strawberry | 150") is far from the question's sentence in
@@ -24,16 +27,25 @@ from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit
 __all__ = ["keyword_coverage", "relevant_passages"]
 
 
-def _stems(text: str) -> set[str]:
-    return {t[:-1] if len(t) > 3 and t.endswith("s") and not t.endswith("ss") else t for t in terms(text)}
+def _words(text: str) -> set[str]:
+    return {w.removesuffix("'s").removesuffix("'") for w in terms(text)} - {""}
+
+
+def _same_word(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    shared = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return shared >= max(4, min(len(a), len(b)) - 2)
 
 
 def keyword_coverage(query: str, text: str) -> float:
     """The share of ``query``'s key terms that occur in ``text`` (0 when the query has none)."""
-    wanted = _stems(query)
+    wanted = _words(query)
     if not wanted:
         return 0.0
-    return len(wanted & _stems(text)) / len(wanted)
+    present = _words(text)
+    found = sum(1 for w in wanted if w in present or any(_same_word(w, p) for p in present))
+    return found / len(wanted)
 
 
 def relevant_passages(

@@ -29,10 +29,10 @@ class ChatSettings(BaseSettings):
         0.2, ge=-1, le=1, description="Passages scoring below are not cited; none left: I don't know (default)."
     )
     min_keyword_coverage: float = Field(
-        0.75,
+        0.66,
         ge=0,
         le=1,
-        description="A passage scoring under min_score is still cited when it has this share of the question's key "
+        description="A passage scoring under min_score is still cited when it holds this share of the question's key "
         "terms (the keyword side of hybrid retrieval found it); 0 turns that off.",
     )
     search_timeout_s: float = Field(10.0, gt=0, description="How long to wait for the embedder's search.")
