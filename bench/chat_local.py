@@ -10,7 +10,8 @@ one at a time over SSE, first with the extractive provider, then with ``local`` 
 provider set through ``PUT .../chat/settings``), each after one untimed warm-up question. Time to
 first token is the first ``delta`` event, the whole answer the ``done`` event, both from just
 before the request. Also counts answers citing the question's document and answers saying
-"I don't know". Writes ``bench/results/chat_local.json``.
+"I don't know", and asks three questions nothing in the collection answers (untimed), which
+must get "I don't know". Writes ``bench/results/chat_local.json``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ from ragstream_devstack.stack import Stack
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "bench" / "eval" / "questions.jsonl"
 RESULTS = ROOT / "bench" / "results" / "chat_local.json"
+# Nothing in the collection answers these: the relevance gate must turn them into "I don't know".
+UNRELATED = (
+    "What is the airspeed of an unladen swallow?",
+    "Who won the football world cup in 1998?",
+    "How long should sourdough bread rise?",
+)
 
 
 def say(text: str = "") -> None:
@@ -113,8 +120,14 @@ async def measure(client: Client, collection: str, provider: str, rounds: int) -
             answers.append({"id": row["id"], "question": row["question"], "answer": done["answer"]})
             say(f"  {provider:10} {row['id']}  {result['first_token_s']:.2f} s / {result['whole_s']:.2f} s  "
                 f"{done['answer'][:90]!r}")  # fmt: skip
+    unrelated = []
+    for question in UNRELATED:
+        done = (await ask(client.http, url, question))["done"]
+        unrelated.append({"question": question, "answer": done["answer"], "citations": len(done["citations"])})
     return {
         "provider": provider,
+        "unrelated_i_dont_know": sum(u["answer"].lower().startswith("i don't know") for u in unrelated),
+        "unrelated": unrelated,
         "questions": len(first),
         "first_token": summary(first),
         "whole_answer": summary(whole),
@@ -172,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
             f"{item['provider']:10} first token p50 {f['p50_s']:.2f} s p95 {f['p95_s']:.2f} s | "
             f"whole answer p50 {w['p50_s']:.2f} s p95 {w['p95_s']:.2f} s | "
             f"cites the right document {item['cites_right_document']}/{item['questions']}, "
-            f"I don't know {item['i_dont_know']}"
+            f"I don't know {item['i_dont_know']}; unrelated questions: I don't know "
+            f"{item['unrelated_i_dont_know']}/{len(UNRELATED)}"
         )
     say(f"written to {args.output}")
     return 0
