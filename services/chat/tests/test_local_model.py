@@ -18,6 +18,7 @@ import pytest
 
 from ragstream_chat.handlers import Question, answer_question
 from ragstream_chat.local_model import LocalAnswerer, load_local_answerer
+from ragstream_chat.rewrite import Turn
 from ragstream_core.errors import DependencyUnavailable
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit
 from ragstream_devstack.testing import new_id
@@ -29,7 +30,11 @@ pytest.importorskip("llama_cpp", reason="the local-model extra is not installed 
 
 MALLARDS = "Mallards are ducks that live in wetlands. Mallards migrate south when winter comes."
 PEKIN = "The Pekin duck is raised for its meat. It was bred in China."
-IBM = "IBM is headquartered in Armonk, New York. It was founded in 1911."
+IBM = (
+    "International Business Machines Corporation (IBM) is an American multinational technology company "
+    "headquartered in Armonk, New York. It was founded in 1911 in Endicott, New York, as the "
+    "Computing-Tabulating-Recording Company and was renamed International Business Machines in 1924."
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +62,13 @@ def sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
 async def test_streamed_answer_from_smollm2_cites_the_passage_it_comes_from(
     responder: SearchResponder, local_ports: Ports, chat_url: str
 ) -> None:
-    responder.add_hit(MALLARDS, score=0.9, page=3)
-    responder.add_hit(PEKIN, score=0.5, document_id="doc-2", file_name="breeds.md")
+    responder.add_hit(IBM, score=0.7, page=3, file_name="ibm.md")
+    responder.add_hit(PEKIN, score=0.3, document_id="doc-2", file_name="breeds.md")
     collection = new_id("col")
     async with httpx.AsyncClient(base_url=chat_url, timeout=60) as http:
         put = await http.put(f"/v1/collections/{collection}/chat/settings", json={"provider": "local"})
         response = await http.post(
-            f"/v1/collections/{collection}/chat", json={"question": "When do mallards migrate?", "stream": True}
+            f"/v1/collections/{collection}/chat", json={"question": "Where is IBM headquartered?", "stream": True}
         )
 
     assert put.json()["providers"] == ["extractive", "local"]
@@ -74,14 +79,15 @@ async def test_streamed_answer_from_smollm2_cites_the_passage_it_comes_from(
     done = events[-1][1]
     assert (names[-1], done["mode"]) == ("done", "local")
     assert done["answer"] == "".join(data["text"] for name, data in events if name == "delta").strip()
-    assert "winter" in done["answer"].lower()
-    assert 1 in {n for sentence in done["sentences"] for n in sentence["citations"]}
+    assert "Armonk" in done["answer"]
+    assert "[1]" in done["answer"]
+    assert {n for sentence in done["sentences"] for n in sentence["citations"]} == {1}
 
 
 async def test_follow_up_is_searched_with_the_topic_the_model_resolved(
     responder: SearchResponder, local_ports: Ports
 ) -> None:
-    responder.add_hit(MALLARDS, score=0.9)
+    responder.add_hit(MALLARDS, score=0.8)
     local_ports.provider = "local"
     collection = new_id("col")
     first = await answer_question(Question("default", collection, "Where do mallards live?"), local_ports)
@@ -91,15 +97,38 @@ async def test_follow_up_is_searched_with_the_topic_the_model_resolved(
         local_ports,
     )
 
-    assert "mallard" in follow_up["query"].lower()
-    assert "they" not in follow_up["query"].lower().split()
+    words = follow_up["query"].lower().split()
+    assert {"mallards", "migrate"} <= {w.strip("?") for w in words}
+    assert "they" not in words  # the model resolved it: the deterministic rewrite keeps the pronoun
     assert responder.requests[-1].query == follow_up["query"]
 
 
-async def test_passages_that_do_not_answer_the_question_give_i_dont_know(local: LocalAnswerer) -> None:
+async def test_a_rewrite_dropping_what_the_follow_up_asks_falls_back_to_the_deterministic_one(
+    local: LocalAnswerer,
+) -> None:
+    # SmolLM2 rewrites this one as "What do IBM headquartered?": the question's "founded" is lost
+    query = await local.rewrite("When was it founded?", [Turn("user", "Where is IBM headquartered?")])
+
+    assert query == "When was it founded? ibm headquartered"
+
+
+async def test_unrelated_question_is_i_dont_know_without_running_the_model(
+    responder: SearchResponder, local_ports: Ports
+) -> None:
+    responder.add_hit(PEKIN, score=0.05)
+    local_ports.provider = "local"
+
+    result = await answer_question(Question("default", new_id("col"), "What is the capital of France?"), local_ports)
+
+    assert (result["mode"], result["citations"]) == ("local", [])
+    assert result["answer"].startswith("I don't know")
+
+
+async def test_what_the_model_says_beyond_the_passages_is_left_uncited(local: LocalAnswerer) -> None:
     answer = await local.answer("What is the capital of France?", [SearchHit(text=IBM)])
 
-    assert "don't know" in answer.text.lower()
+    assert answer.text
+    assert answer.cited == []
 
 
 async def test_at_most_one_answer_is_generated_at_a_time(local: LocalAnswerer) -> None:

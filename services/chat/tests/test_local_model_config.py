@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ragstream_chat.local_model import LocalModelUnavailable, excerpt, local_model_path
+from ragstream_chat.local_model import Citer, LocalModelUnavailable, excerpt, local_model_path
 from ragstream_chat.settings import ChatSettings
 from ragstream_devstack.servers import python_env
 
@@ -77,3 +77,21 @@ def test_a_long_passage_is_cut_to_its_sentences_about_the_question() -> None:
 
 def test_a_short_passage_is_kept_whole() -> None:
     assert excerpt("  Mallards migrate.\nIn winter.  ", "When?", limit=100) == "Mallards migrate.\nIn winter."
+
+
+def test_each_sentence_is_cited_with_the_passage_holding_its_words() -> None:
+    citer = Citer(["Mallards migrate south when winter comes.", "The Pekin duck is raised for its meat."])
+
+    streamed = "".join(
+        citer.feed(d) for d in ["The Pekin", " duck is raised for", " meat. Mallards mig", "rate south."]
+    )
+
+    assert streamed + citer.finish() == "The Pekin duck is raised for meat. [2] Mallards migrate south. [1]"
+
+
+def test_a_sentence_the_model_cited_or_no_passage_supports_gets_no_marker() -> None:
+    citer = Citer(["Mallards migrate south when winter comes."])
+
+    streamed = citer.feed("Mallards migrate [1]. The capital of France is Paris. I don't know.")
+
+    assert streamed + citer.finish() == "Mallards migrate [1]. The capital of France is Paris. I don't know."

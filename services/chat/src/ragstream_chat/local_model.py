@@ -28,7 +28,8 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from ragstream_chat.answers import Answer, cited_numbers
-from ragstream_chat.rewrite import Turn, rewrite_follow_up, terms
+from ragstream_chat.relevance import keyword_coverage
+from ragstream_chat.rewrite import Turn, key_terms, rewrite_follow_up, terms
 from ragstream_core.errors import DependencyUnavailable
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit
 
@@ -36,6 +37,7 @@ __all__ = [
     "INSTALL_HINT",
     "PACKAGED_MODELS",
     "ChatModel",
+    "Citer",
     "LocalAnswerer",
     "LocalModelUnavailable",
     "check_local_model",
@@ -61,11 +63,12 @@ INSTALL_HINT = (
 _CHARS_PER_TOKEN = 3.0
 _PROMPT_TOKENS = 250  # instructions, question and chat template around the passages
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_ANSWER = (
-    "You answer questions using only the numbered passages. After each fact, write the number of the "
-    "passage it comes from in brackets, like [1]. Answer in one or two short sentences. If the passages "
-    "do not contain the answer, reply: I don't know."
-)
+# Measured on SmolLM2-135M (greedy): the rule first, plain passages, the question last, no system
+# prompt (its chat template supplies one). Numbered passages and "cite [n]" made it copy whole
+# passages or answer from the wrong one, and it never cited reliably, so citations are added after
+# each sentence by ``Citer`` instead.
+_DONT_KNOW = 'If the context does not answer the question, say "I don\'t know".'
+_MARKER = re.compile(r"\[(\d+)\]")
 _REWRITE = (
     "Rewrite the follow-up question as one standalone question: replace words like it, they, this or "
     "there with what they refer to in the earlier question. Reply with the rewritten question only."
@@ -148,7 +151,7 @@ def load_local_answerer(
     model: str,
     *,
     context_tokens: int = 2048,
-    max_tokens: int = 200,
+    max_tokens: int = 120,
     passages: int = 3,
     threads: int = 0,
     concurrency: int = 1,
@@ -202,6 +205,46 @@ def excerpt(text: str, question: str, *, limit: int) -> str:
     return " ".join(parts[i] for i in sorted(chosen))
 
 
+class Citer:
+    """Cites each sentence of a streamed answer: after a sentence that has no ``[n]`` of its own, the
+    number of the passage holding the largest share (at least ``min_support``) of its key terms.
+
+    A sentence no passage supports (the model's own knowledge, "I don't know") stays uncited, so an
+    ungrounded claim is visible as such. Text passes through as it comes; only markers are added.
+    """
+
+    def __init__(self, passages: Sequence[str], *, min_support: float = 0.5) -> None:
+        self.passages = list(passages)
+        self.min_support = min_support
+        self._sentence = ""
+
+    def feed(self, delta: str) -> str:
+        """``delta``, with a marker inserted where a sentence ended (at whitespace after ``.``, ``!`` or ``?``)."""
+        out: list[str] = []
+        for char in delta:
+            if char.isspace() and self._sentence.endswith((".", "!", "?")):
+                out.append(self._marker())
+                self._sentence = ""
+            out.append(char)
+            if self._sentence or not char.isspace():
+                self._sentence += char
+        return "".join(out)
+
+    def finish(self) -> str:
+        """The marker of the last sentence, if it needs one."""
+        marker = self._marker() if self._sentence.strip() else ""
+        self._sentence = ""
+        return marker
+
+    def _marker(self) -> str:
+        sentence = self._sentence.strip()
+        if _MARKER.search(sentence) or not self.passages:
+            return ""
+        support = [keyword_coverage(sentence, text) for text in self.passages]
+        best = max(range(len(support)), key=lambda i: (support[i], -i))
+        return f" [{best + 1}]" if support[best] >= self.min_support else ""
+
+
 def _first_line(reply: str) -> str:
     line = next((s.strip() for s in reply.splitlines() if s.strip()), "")
     for prefix in ("Rewritten question:", "Standalone question:", "Question:"):
@@ -211,7 +254,8 @@ def _first_line(reply: str) -> str:
 
 
 class LocalAnswerer:
-    """Answers with a local model: grounded in the best ``passages`` passages, cited as ``[n]``, streamed.
+    """Answers with a local model from the best ``passages`` passages, streamed, each sentence cited
+    as ``[n]`` by the model or, when it gives none, by ``Citer``.
 
     At most ``len(contexts)`` answers are generated at once; a question finding every context busy
     waits, and is refused with ``DependencyUnavailable`` when ``max_waiting`` are waiting already.
@@ -225,7 +269,7 @@ class LocalAnswerer:
         contexts: Sequence[ChatModel],
         *,
         context_tokens: int = 2048,
-        max_tokens: int = 200,
+        max_tokens: int = 120,
         passages: int = 3,
         max_waiting: int = 32,
     ) -> None:
@@ -252,7 +296,8 @@ class LocalAnswerer:
         return max(200, int(room * _CHARS_PER_TOKEN / max(shown, 1)))
 
     def messages(self, question: str, passages: list[SearchHit], history: Sequence[Turn] = ()) -> list[dict[str, str]]:
-        """The prompt: instructions, then the numbered passages (cut to fit) and the question.
+        """The prompt: the rule to say "I don't know", the best passages (cut to fit, best first), then
+        the question.
 
         A follow-up carries the earlier question on a line of its own, rather than the whole
         conversation: a small model loses the passages in a long transcript.
@@ -260,38 +305,38 @@ class LocalAnswerer:
         earlier = next((t.content for t in reversed(history) if t.role == "user"), "")
         shown = passages[: self.passages]
         limit = self.passage_chars(len(shown))
-        context = "\n\n".join(
-            f"[{n}] {excerpt(p.text, f'{earlier} {question}', limit=limit)}" for n, p in enumerate(shown, start=1)
-        )
-        asked = f"Earlier question: {earlier}\nQuestion: {question}" if earlier else f"Question: {question}"
-        return [
-            {"role": "system", "content": _ANSWER},
-            {"role": "user", "content": f"Passages:\n{context}\n\n{asked}"},
-        ]
+        context = "\n".join(excerpt(p.text, f"{earlier} {question}", limit=limit) for p in shown)
+        asked = f"Earlier question: {earlier}\n" if earlier else ""
+        prompt = f"{_DONT_KNOW}\nContext:\n{context}\n\n{asked}Using only the context, answer briefly: {question}"
+        return [{"role": "user", "content": prompt}]
 
     async def stream(
         self, question: str, passages: list[SearchHit], *, history: Sequence[Turn] = ()
     ) -> AsyncIterator[str]:
+        citer = Citer([p.text for p in passages[: self.passages]])
         first = True
         async for delta in self._generate(self.messages(question, passages, history), max_tokens=self.max_tokens):
-            text = delta.lstrip() if first else delta
+            text = citer.feed(delta.lstrip() if first else delta)
             if text:
                 first = False
                 yield text
+        if last := citer.finish():
+            yield last
 
     async def answer(self, question: str, passages: list[SearchHit]) -> Answer:
         text = "".join([d async for d in self.stream(question, passages)]).strip()
         return Answer(text=text, mode=self.mode, cited=cited_numbers(text, len(passages)))
 
     async def rewrite(self, question: str, history: Sequence[Turn]) -> str:
-        """The model's standalone question when it names the conversation's topic; otherwise the
-        deterministic rewrite. A question that does not refer back is searched as asked, without
-        spending the model's time."""
+        """The model's standalone question when it keeps what the follow-up asks and names the
+        conversation's topic; otherwise the deterministic rewrite. A question that does not refer
+        back is searched as asked, without spending the model's time."""
         previous = next((t.query or t.content for t in reversed(history) if t.role == "user"), "")
         fallback = rewrite_follow_up(question, previous)
         if fallback == question.strip():
             return question
-        carried = terms(fallback) - terms(question)
+        asked = " ".join(key_terms(question))
+        carried = " ".join(t for t in key_terms(fallback) if t not in terms(question))
         messages = [
             {"role": "system", "content": _REWRITE},
             *_REWRITE_EXAMPLE,
@@ -299,7 +344,13 @@ class LocalAnswerer:
         ]
         reply = "".join([d async for d in self._generate(messages, max_tokens=48)])
         candidate = _first_line(reply)
-        if candidate and len(candidate) <= 300 and terms(candidate) & carried:
+        # a small model often drops what was asked or answers instead: keep its rewrite only when it
+        # holds every key term of the follow-up and at least one of the conversation's topic
+        if (
+            0 < len(candidate) <= 300
+            and keyword_coverage(asked, candidate) == 1
+            and keyword_coverage(carried, candidate)
+        ):
             REWRITES.labels("model").inc()
             return candidate
         REWRITES.labels("fallback").inc()
