@@ -20,15 +20,17 @@ from ragstream_devstack.testing import new_id
 pytest.importorskip("llama_cpp", reason="the local-model extra is not installed (make test LLM=local)")
 
 LOGS = Path(__file__).resolve().parents[2] / "test-output" / "e2e" / "logs-local"
-DUCKS = b"""# Ducks
+IBM = b"""# IBM
 
-## Migration
+## History
 
-Mallards migrate south when winter comes. They return to the northern lakes in early spring.
+International Business Machines Corporation (IBM) is an American multinational technology company
+headquartered in Armonk, New York. It was founded in 1911 in Endicott, New York, as the
+Computing-Tabulating-Recording Company and was renamed International Business Machines in 1924.
 
-## Breeds
+## Slogan
 
-The Pekin duck is raised for its meat. It was bred in China from the mallard.
+Thomas J. Watson's favourite slogan, THINK, became a mantra for the company's employees.
 """
 
 
@@ -54,18 +56,18 @@ def sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
 
 async def test_local_model_streams_a_cited_answer_from_an_indexed_document(local_client: Client) -> None:
     collection = new_id("local")
-    upload = await local_client.upload(collection, "ducks.md", DUCKS)
+    upload = await local_client.upload(collection, "ibm.md", IBM)
     [job] = await local_client.wait_done([upload.json()["job_id"]])
     chat = f"{local_client.stack.url('chat')}/v1/collections/{collection}/chat"
     put = await local_client.http.put(f"{chat}/settings", json={"provider": "local"})
 
-    response = await local_client.http.post(chat, json={"question": "When do mallards migrate?", "stream": True})
+    response = await local_client.http.post(chat, json={"question": "Where is IBM headquartered?", "stream": True})
 
     assert (job["status"], put.status_code) == ("indexed", 200)
     events = sse_events(response.text)
     done = events[-1][1]
     assert (events[0][1]["mode"], events[-1][0]) == ("local", "done")
     assert [name for name, _ in events].count("delta") > 3
-    assert "winter" in done["answer"].lower()
+    assert "Armonk" in done["answer"]
     cited = {n for sentence in done["sentences"] for n in sentence["citations"]}
-    assert {c["file_name"] for c in done["citations"] if c["number"] in cited} == {"ducks.md"}
+    assert {c["file_name"] for c in done["citations"] if c["number"] in cited} == {"ibm.md"}
