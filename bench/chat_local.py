@@ -167,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
         stack = Stack(data_dir=Path(work) / "data", log_dir=Path(work) / "logs", env=env)
         try:
             stack.start()
+            load_before = os.getloadavg()
             result = asyncio.run(bench(stack, args.corpus, args.rounds))
+            result["load_average_1_5_15"] = {"before": load_before, "after": os.getloadavg()}
         finally:
             stack.stop()
     report = {
@@ -188,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
             f"I don't know {item['i_dont_know']}; unrelated questions: I don't know "
             f"{item['unrelated_i_dont_know']}/{len(UNRELATED)}"
         )
+    say(f"load average (1, 5, 15 min) before {result['load_average_1_5_15']['before']}, after "
+        f"{result['load_average_1_5_15']['after']}: above {os.cpu_count()} other work shared the cores")  # fmt: skip
     say(f"written to {args.output}")
     return 0
 

