@@ -95,3 +95,11 @@ def test_a_sentence_the_model_cited_or_no_passage_supports_gets_no_marker() -> N
     streamed = citer.feed("Mallards migrate [1]. The capital of France is Paris. I don't know.")
 
     assert streamed + citer.finish() == "Mallards migrate [1]. The capital of France is Paris. I don't know."
+
+
+def test_a_full_stop_after_an_abbreviation_or_initial_does_not_end_the_sentence() -> None:
+    citer = Citer(["Thomas J. Watson met Dr. Murray in Armonk."])
+
+    streamed = citer.feed("Thomas J. Watson met Dr. Murray in Armonk. ")
+
+    assert streamed == "Thomas J. Watson met Dr. Murray in Armonk. [1] "

@@ -69,6 +69,8 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 # each sentence by ``Citer`` instead.
 _DONT_KNOW = 'If the context does not answer the question, say "I don\'t know".'
 _MARKER = re.compile(r"\[(\d+)\]")
+# "Dr. Watson", "Thomas J. Watson", "e.g. this": a full stop that does not end the sentence
+_ABBREVIATION = re.compile(r"(?:^|[\s(])(?:[A-Z]|Dr|Mr|Mrs|Ms|Prof|St|Jr|Sr|Inc|Co|Corp|Ltd|vs|etc|e\.g|i\.e|No)\.$")
 _REWRITE = (
     "Rewrite the follow-up question as one standalone question: replace words like it, they, this or "
     "there with what they refer to in the earlier question. Reply with the rewritten question only."
@@ -222,7 +224,7 @@ class Citer:
         """``delta``, with a marker inserted where a sentence ended (at whitespace after ``.``, ``!`` or ``?``)."""
         out: list[str] = []
         for char in delta:
-            if char.isspace() and self._sentence.endswith((".", "!", "?")):
+            if char.isspace() and self._sentence.endswith((".", "!", "?")) and not _ABBREVIATION.search(self._sentence):
                 out.append(self._marker())
                 self._sentence = ""
             out.append(char)
