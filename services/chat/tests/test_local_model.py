@@ -145,6 +145,25 @@ async def test_at_most_one_answer_is_generated_at_a_time(local: LocalAnswerer) -
     assert overlaps == [], f"generations overlapped: {ordered}"
 
 
+async def test_two_contexts_generate_two_answers_at_once_and_never_three() -> None:
+    answerer = load_local_answerer("smollm2", concurrency=2)
+    spans: list[tuple[float, float]] = []
+
+    async def timed(question: str) -> None:
+        times = [time.perf_counter() async for _ in answerer.stream(question, [SearchHit(text=IBM)])]
+        spans.append((times[0], times[-1]))
+
+    try:
+        await asyncio.gather(*(timed(q) for q in ("Where is IBM?", "When was IBM founded?", "What is IBM?")))
+    finally:
+        answerer.close()
+
+    def at_once(moment: float) -> int:
+        return sum(1 for start, end in spans if start <= moment <= end)
+
+    assert max(at_once(start) for start, _ in spans) == 2, sorted(spans)
+
+
 async def test_a_question_beyond_the_waiting_bound_is_refused_not_queued() -> None:
     answerer = load_local_answerer("smollm2", concurrency=1, max_waiting=0)
     try:

@@ -155,7 +155,7 @@ def load_local_answerer(
     context_tokens: int = 1024,
     max_tokens: int = 120,
     passages: int = 3,
-    threads: int = 0,
+    threads: int = 1,
     concurrency: int = 1,
     max_waiting: int = 32,
 ) -> LocalAnswerer:

@@ -53,7 +53,12 @@ class ChatSettings(BaseSettings):
     local_context_tokens: int = Field(1024, ge=512, le=32768, description="Context window of the local model.")
     local_max_tokens: int = Field(120, gt=0, le=4096, description="Longest local answer, in tokens.")
     local_passages: int = Field(3, gt=0, le=50, description="Best passages shown to the local model.")
-    local_threads: int = Field(0, ge=0, description="CPU threads of one local generation; 0: every core.")
+    local_threads: int = Field(
+        1,
+        ge=0,
+        description="CPU threads of one local generation; 0: every core. One leaves the other cores to the embedder, "
+        "and spinning threads slow to a crawl on cores shared with other work.",
+    )
     local_concurrency: int = Field(
         1, gt=0, le=16, description="Local answers generated at once, each in its own context over one mapped model."
     )
