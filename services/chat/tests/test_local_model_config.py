@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ragstream_chat.local_model import Citer, LocalModelUnavailable, excerpt, local_model_path
+from ragstream_chat.grounding import Citer, excerpt
+from ragstream_chat.local_model import LocalModelUnavailable, local_model_path
 from ragstream_chat.settings import ChatSettings
 from ragstream_devstack.servers import python_env
 
