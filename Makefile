@@ -101,8 +101,11 @@ lint: install
 	$(VENV)/bin/ruff check libs services tests bench
 	$(VENV)/bin/mypy libs/ragstream-core/src libs/ragstream-devstack/src services/*/src
 
-lock: ## re-pin requirements.lock from the current environment
-	{ head -2 requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '@ file' | sort -f; } > requirements.lock.new
+# The local-model extra stays out of requirements.lock (its own lock is requirements-llm.lock).
+LLM_PACKAGES = $$(sed -n '/==/{s/==.*//;s/[-_.]/[-_.]/g;p}' requirements-llm.lock | paste -sd'|')
+lock: ## re-pin requirements.lock from the current environment (without the local-model extra)
+	{ head -2 requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '@ file' \
+	  | grep -viE "^($(LLM_PACKAGES))==" | sort -f; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:
