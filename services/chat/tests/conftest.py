@@ -40,6 +40,7 @@ class Ports:
     min_score: float = 0.2
     top_k: int = 5
     history_turns: int = 6
+    min_keyword_coverage: float = 0.66
 
 
 @dataclass

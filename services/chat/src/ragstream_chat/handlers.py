@@ -22,6 +22,7 @@ from ragstream_chat.answers import Answerer
 from ragstream_chat.collection_settings import CollectionChat
 from ragstream_chat.conversations import new_conversation_id, new_message_id
 from ragstream_chat.ports import ChatPorts
+from ragstream_chat.relevance import relevant_passages
 from ragstream_chat.rewrite import Turn
 from ragstream_chat.sentences import Sentence, SentenceLinker
 from ragstream_core.errors import InvalidInput
@@ -229,7 +230,7 @@ async def prepare(question: Question, ports: ChatPorts) -> Prepared:
         question.tenant_id, question.collection_id, query, top_k=question.top_k or own.top_k or ports.top_k
     )
     min_score = ports.min_score if own.min_score is None else own.min_score
-    relevant = [h for h in hits if h.score >= min_score]
+    relevant = relevant_passages(hits, query, min_score=min_score, min_keyword_coverage=ports.min_keyword_coverage)
     return Prepared(question, ports, answerer, query, relevant, history, conversation_id, started_at)
 
 

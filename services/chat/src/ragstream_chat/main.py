@@ -16,6 +16,7 @@ from ragstream_chat.collection_settings import CollectionStore
 from ragstream_chat.conversations import ConversationStore
 from ragstream_chat.grpc_api import ChatServicer
 from ragstream_chat.handlers import on_index_updated
+from ragstream_chat.local_model import LocalAnswerer, LocalModelUnavailable, check_local_model, load_local_answerer
 from ragstream_chat.ports import Collections, Conversations, Search
 from ragstream_chat.retrieval import Retriever
 from ragstream_chat.settings import ChatSettings
@@ -41,10 +42,12 @@ class Ports:
     min_score: float
     top_k: int
     history_turns: int
+    min_keyword_coverage: float
 
 
 def build_answerers(settings: ChatSettings) -> dict[str, Answerer]:
-    """Every provider that is configured: extractive always, ``openai`` when it has an endpoint."""
+    """Every provider that is configured: extractive always, ``openai`` when it has an endpoint,
+    ``local`` when it has a model (loaded here: slow, call it off the event loop)."""
     answerers: dict[str, Answerer] = {"extractive": ExtractiveAnswerer()}
     if settings.openai_base_url and settings.openai_model:
         answerers["openai"] = OpenAICompatibleAnswerer(
@@ -53,23 +56,35 @@ def build_answerers(settings: ChatSettings) -> dict[str, Answerer]:
             model=settings.openai_model,
             timeout_s=settings.openai_timeout_s,
         )
+    if settings.local_model:
+        answerers["local"] = load_local_answerer(
+            settings.local_model,
+            context_tokens=settings.local_context_tokens,
+            max_tokens=settings.local_max_tokens,
+            passages=settings.local_passages,
+            threads=settings.local_threads,
+            concurrency=settings.local_concurrency,
+            max_waiting=settings.local_max_waiting,
+        )
     return answerers
 
 
 async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     core = settings.core
     configure_telemetry("chat", core)
+    answerers = await asyncio.to_thread(build_answerers, settings)
     pool = await open_pool(core.postgres_url)
     bus = await Bus.from_settings(core, service="chat")
     ports = Ports(
         Retriever(bus, timeout_s=settings.search_timeout_s, cache_entries=settings.cache_entries),
-        build_answerers(settings),
+        answerers,
         ConversationStore(pool),
         CollectionStore(pool),
         settings.provider,
         settings.min_score,
         settings.top_k,
         settings.history_turns,
+        settings.min_keyword_coverage,
     )
 
     async def on_message(msg: Msg) -> None:
@@ -88,13 +103,22 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
         host=settings.grpc_host,
         port=settings.grpc_port,
     )
-    log.info("chat.started", http_port=settings.http_port, grpc_port=settings.grpc_port, provider=settings.provider)
+    log.info(
+        "chat.started",
+        http_port=settings.http_port,
+        grpc_port=settings.grpc_port,
+        provider=settings.provider,
+        providers=sorted(answerers),
+    )
     try:
         await serve_http(app, host=settings.http_host, port=settings.http_port, stop=stop)
     finally:
         await server.stop(grace=5)
         await bus.stop()
         await pool.close()
+        for answerer in answerers.values():
+            if isinstance(answerer, LocalAnswerer):
+                await asyncio.to_thread(answerer.close)
 
 
 def main() -> None:
@@ -102,4 +126,10 @@ def main() -> None:
     if sys.argv[1:] == ["migrate"]:
         asyncio.run(apply_migrations(settings.core.postgres_url, service="chat", package="ragstream_chat"))
         return
+    if settings.local_model:
+        try:  # refuse at once, saying what to install, rather than fail after connecting
+            check_local_model(settings.local_model)
+        except LocalModelUnavailable as exc:
+            log.error("chat.local_model_unavailable", error=str(exc))
+            raise SystemExit(f"chat cannot start: {exc}") from exc
     run_service(lambda stop: serve(stop, settings))

@@ -57,7 +57,9 @@ class Collections(Protocol):
 
 
 class ChatPorts(Protocol):
-    """``provider``, ``min_score`` and ``top_k`` are the defaults of collections without their own."""
+    """``provider``, ``min_score`` and ``top_k`` are the defaults of collections without their own;
+    ``min_keyword_coverage`` keeps a passage scoring under ``min_score`` that has that share of the
+    query's key terms (see ``relevance``)."""
 
     retriever: Search
     answerers: dict[str, Answerer]
@@ -67,3 +69,4 @@ class ChatPorts(Protocol):
     min_score: float
     top_k: int
     history_turns: int
+    min_keyword_coverage: float

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["SHORT_TERMS", "Turn", "rewrite_follow_up", "terms"]
+__all__ = ["SHORT_TERMS", "Turn", "key_terms", "rewrite_follow_up", "terms"]
 
 SHORT_TERMS = 2
 MAX_CARRIED = 8
@@ -43,7 +43,8 @@ def terms(text: str) -> set[str]:
     return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP}
 
 
-def _key_terms(text: str) -> list[str]:
+def key_terms(text: str) -> list[str]:
+    """The words of ``text`` that name something: neither stop words nor words referring back, in order, once."""
     seen: list[str] = []
     for word in (m.lower() for m in _WORD.findall(text)):
         if word not in _STOP and word not in _REFERRING and word not in seen:
@@ -59,12 +60,12 @@ def rewrite_follow_up(question: str, previous_query: str) -> str:
     words = [m.lower() for m in _WORD.findall(question)]
     lowered = question.lower()
     depends = (
-        len(_key_terms(question)) <= SHORT_TERMS
+        len(key_terms(question)) <= SHORT_TERMS
         or (bool(words) and words[0] in _REFERRING)
         or lowered.startswith(_LEADS)
         or any(w in _REFERRING for w in words)
     )
     if not depends:
         return question
-    carried = [t for t in _key_terms(previous_query) if t not in words][:MAX_CARRIED]
+    carried = [t for t in key_terms(previous_query) if t not in words][:MAX_CARRIED]
     return f"{question} {' '.join(carried)}" if carried else question
