@@ -12,7 +12,7 @@ from qdrant_client import QdrantClient
 from qdrant_client.http import models as qm
 
 from ragstream_core.events import point_id
-from ragstream_embedder.index import ChunkIndex, ChunkPoint
+from ragstream_embedder.index import MODES, ChunkIndex, ChunkPoint, Hit
 from ragstream_embedder.qdrant_index import QdrantIndex
 
 DIM = 8
@@ -40,8 +40,8 @@ def index(index_factory: Callable[[int], ChunkIndex]) -> ChunkIndex:
     return index_factory(DIM)
 
 
-def documents(hits: list[object]) -> list[str]:
-    return [h.payload["document_id"] for h in hits]  # type: ignore[attr-defined]
+def documents(hits: list[Hit]) -> list[str]:
+    return [str(h.payload["document_id"]) for h in hits]
 
 
 def test_sparse_search_finds_the_chunk_with_the_keyword_whatever_its_dense_vector(index: ChunkIndex) -> None:
@@ -81,8 +81,8 @@ def test_hybrid_scores_stay_cosine_similarities_while_the_order_is_fused(index: 
 def test_unactivated_points_are_invisible_to_every_mode(index: ChunkIndex) -> None:
     index.upsert([chunk("a", 0, "the secret draft")], np.stack([vector(1)]))
 
-    for mode in ("hybrid", "dense", "sparse"):
-        assert index.search(vector(1), tenant_id="t", collection_id="c", top_k=5, query="secret", mode=mode) == []  # type: ignore[arg-type]
+    for mode in MODES:
+        assert index.search(vector(1), tenant_id="t", collection_id="c", top_k=5, query="secret", mode=mode) == []
 
 
 def test_filters_narrow_the_chunks_searched_by_media_type_and_file_name(index: ChunkIndex) -> None:

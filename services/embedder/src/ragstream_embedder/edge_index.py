@@ -60,6 +60,7 @@ CHUNKS_DIR = "chunks"
 REGISTRY_DIR = "registry"
 _REGISTRY_VECTOR = "none"  # the registry stores payloads only; edge wants a vector declared
 _SCAN = 1000
+_NOT_COPIED = ["temp_segments"]  # a build's scratch space
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -70,6 +71,23 @@ def _locked(method: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         with args[0]._lock:  # type: ignore[attr-defined]
             return method(*args, **kwargs)
+
+    return run
+
+
+def _durable(method: Callable[P, R]) -> Callable[P, R]:
+    """Locked, and every change it made to the chunk shard is on disk when it returns."""
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        index = args[0]
+        with index._lock:  # type: ignore[attr-defined]
+            try:
+                return method(*args, **kwargs)
+            finally:
+                if index._dirty:  # type: ignore[attr-defined]
+                    index.chunks.flush()  # type: ignore[attr-defined]
+                    index._dirty = False  # type: ignore[attr-defined]
 
     return run
 
@@ -135,6 +153,7 @@ class EdgeIndex:
         self.idf_per_collection = idf_per_collection
         self._lock = threading.RLock()
         self._journal: list[qe.UpdateOperation] | None = None
+        self._dirty = False
         self._config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dimensions, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams()},
@@ -144,6 +163,7 @@ class EdgeIndex:
             optimizers=qe.EdgeOptimizersConfig(indexing_threshold=indexing_threshold_kb)
             if indexing_threshold_kb is not None
             else None,
+            wal_enabled=False,
         )
         recover(path / CHUNKS_DIR)
         self.chunks = _open_shard(path / CHUNKS_DIR, self._config)
@@ -169,6 +189,7 @@ class EdgeIndex:
 
     def _apply(self, operation: qe.UpdateOperation, points: int) -> None:
         self.chunks.update(operation)
+        self._dirty = True
         if self._journal is not None:
             self._journal.append(operation)
         self.builder.notify(points)
@@ -236,7 +257,7 @@ class EdgeIndex:
                 self.terms.add((payload["tenant_id"], payload["collection_id"]), _terms(record.vector))
         self._apply(qe.UpdateOperation.set_payload(list(ids), {"active": 1}), 0)
 
-    @_locked
+    @_durable
     def upsert(self, points: list[ChunkPoint], vectors: NDArray[np.float32]) -> None:
         """Write (inactive) points; rewriting the same chunk overwrites it."""
         self._put(
@@ -246,7 +267,7 @@ class EdgeIndex:
             ]
         )
 
-    @_locked
+    @_durable
     def import_points(self, points: list[tuple[str, list[float], dict[str, Any]]]) -> None:
         """Write points as they are (id, dense vector, payload with its ``active``): a migration's copy."""
         self._put(points)
@@ -275,7 +296,7 @@ class EdgeIndex:
         entry = self._entry(tenant_id, document_id)
         return entry is not None and bool(entry.get("deleted")) and version <= int(entry["version"])
 
-    @_locked
+    @_durable
     def delete_document(self, tenant_id: str, document_id: str, up_to_version: int) -> int:
         """Remove every point of a document and leave a tombstone; returns the points removed."""
         document = qe.Filter(must=[_match("tenant_id", tenant_id), _match("document_id", document_id)])
@@ -286,7 +307,7 @@ class EdgeIndex:
         self._set_entry(tenant_id, document_id, {"version": version, "chunk_count": 0, "deleted": True})
         return len(ids)
 
-    @_locked
+    @_durable
     def discard(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> None:
         """Remove the inactive points written for ``version``; the active version is never touched."""
         entry = self._entry(tenant_id, document_id)
@@ -294,7 +315,7 @@ class EdgeIndex:
             return
         self._delete([point_id(document_id, version, i) for i in range(chunk_count)])
 
-    @_locked
+    @_durable
     def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int:
         """Make ``version`` the searchable one and delete the previously active version.
 
@@ -391,8 +412,9 @@ class EdgeIndex:
     @_locked
     def copy_for_build(self, target: Path) -> None:
         """Copy the chunk shard as it is now and journal every update from here on."""
+        live = self.path / CHUNKS_DIR
         self.chunks.flush()
-        shutil.copytree(self.path / CHUNKS_DIR, target)
+        shutil.copytree(live, target, ignore=lambda folder, _: _NOT_COPIED if Path(folder) == live else [])
         self._journal = []
 
     @_locked
