@@ -240,3 +240,47 @@ def test_the_qdrant_local_engine_is_kept_when_asked_for(tmp_path: Path) -> None:
     assert isinstance(index, QdrantIndex)
     assert (tmp_path / "qdrant").is_dir()
     assert not (tmp_path / "edge").exists()
+
+
+def test_keyword_scores_match_qdrants_idf_modifier_over_the_collection(tmp_path: Path) -> None:
+    texts = {
+        "ducks": "Ducks swim on the pond; ducks quack.",
+        "herons": "Herons stand in the river and hunt fish.",
+        "pond": "The pond freezes in winter.",
+        "fish": "Fish swim in the river, fish hide under the pond weeds.",
+    }
+    engines: list[EdgeIndex | QdrantIndex] = [
+        EdgeIndex(path=tmp_path / "edge", dimensions=DIM),
+        QdrantIndex(path=tmp_path / "qdrant", collection="chunks", dimensions=DIM),
+    ]
+    scores = []
+    try:
+        for index in engines:
+            for n, (document_id, text) in enumerate(texts.items()):
+                chunk = ChunkPoint("t", "c", document_id, 1, 0, text, "f.md", "text/markdown")
+                index.upsert([chunk], unit_vectors(1, seed=n))
+                index.activate("t", document_id, 1, 1)
+            # other collections and unactivated versions must not shape this collection's IDF
+            index.upsert(
+                [ChunkPoint("t", "other", "x", 1, 0, "pond pond river", "f.md", "text/markdown")], unit_vectors(1, 9)
+            )
+            index.activate("t", "x", 1, 1)
+            index.upsert([ChunkPoint("t", "c", "fish", 2, 0, "pond", "f.md", "text/markdown")], unit_vectors(1, 8))
+            scores.append(
+                [
+                    [
+                        (h.payload["document_id"], round(h.score, 4))
+                        for h in index.search(
+                            unit_vectors(1, 0)[0], tenant_id="t", collection_id="c", top_k=5, query=q, mode="sparse"
+                        )
+                    ]
+                    for q in ("pond", "swimming fish", "river heron winter")
+                ]
+            )
+    finally:
+        for index in engines:
+            index.close()
+
+    edge, local = scores
+    assert edge == local
+    assert edge[0][0][1] > 0
