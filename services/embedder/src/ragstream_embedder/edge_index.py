@@ -18,6 +18,10 @@ each document's active version (and the tombstones of deleted ones).
   the server and local mode).
 - HNSW in the background: ``edge_build.BackgroundBuilder`` (a child process; the copy and the
   swap are the only moments that hold this index's lock for long).
+- Durability: the chunk shard runs without a write-ahead log (the engine never truncates its
+  log: it grew by ~2.7 KB per chunk written, forever) and every write call flushes before it
+  returns, so what a call wrote survives a kill -9 (and a power cut). The registry keeps its
+  small log.
 """
 
 from __future__ import annotations
@@ -143,7 +147,7 @@ class EdgeIndex:
         sparse: SparseEncoder | None = None,
         idf_per_collection: bool = True,
         optimize_idle_s: float = 5.0,
-        build_min_points: int = 5_000,
+        build_min_points: int = 10_000,
         indexing_threads: int = 1,
         indexing_threshold_kb: int | None = None,
     ) -> None:
