@@ -143,7 +143,8 @@ class BackgroundBuilder:
             try:
                 self._build()
             except Exception as exc:  # the live shard keeps serving; the next writes try again
-                log.error("index.build_failed", error=str(exc), error_type=type(exc).__name__)
+                if not self._stopping:  # else: killed on purpose by stop()
+                    log.error("index.build_failed", error=str(exc), error_type=type(exc).__name__)
                 self._index.abandon_build()
             finally:
                 with self._lock:
