@@ -132,13 +132,15 @@ def test_the_index_survives_a_reopen(tmp_path: Path) -> None:
 
     reopened = EdgeIndex(path=tmp_path / "edge", dimensions=DIM)
     try:
-        hits = reopened.search(vectors[2], tenant_id="t", collection_id="c", top_k=1, query="part")
+        hits = reopened.search(vectors[2], tenant_id="t", collection_id="c", top_k=1, mode="dense")
+        keyword = reopened.search(vectors[0], tenant_id="t", collection_id="c", top_k=5, query="part", mode="sparse")
         deleted = reopened.is_deleted("t", "gone", 1)
         schema = set(reopened.chunks.info().payload_schema)
     finally:
         reopened.close()
 
     assert hits[0].payload["chunk_index"] == 2
+    assert len(keyword) == 3
     assert deleted
     assert {"tenant_id", "collection_id", "document_id", "active"} <= schema
 
@@ -178,7 +180,8 @@ def test_a_local_mode_store_is_migrated_into_edge_with_its_versions_and_tombston
 
     index = open_index(data_dir=tmp_path, collection="chunks", dimensions=DIM)
     try:
-        hits = index.search(vectors[0], tenant_id="t", collection_id="c", top_k=5, query="part")
+        hits = index.search(vectors[0], tenant_id="t", collection_id="c", top_k=5, query="part", mode="sparse")
+        best = index.search(vectors[0], tenant_id="t", collection_id="c", top_k=1, mode="dense")
         counts = index.count("t", "kept")
         deleted = index.is_deleted("t", "gone", 1)
         with pytest.raises(DocumentDeleted):
@@ -190,7 +193,7 @@ def test_a_local_mode_store_is_migrated_into_edge_with_its_versions_and_tombston
 
     assert isinstance(index, EdgeIndex)
     assert [(h.payload["document_id"], h.payload["version"]) for h in hits] == [("kept", 1), ("kept", 1)]
-    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert best[0].score == pytest.approx(1.0, abs=1e-5)
     assert counts == {1: 2, 2: 1}
     assert deleted
     assert removed == 2
