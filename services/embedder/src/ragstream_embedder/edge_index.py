@@ -40,6 +40,8 @@ from numpy.typing import NDArray
 
 from ragstream_core.events import point_id
 from ragstream_embedder.edge_build import BackgroundBuilder, recover
+from ragstream_embedder.edge_registry import CONFIG as REGISTRY_CONFIG
+from ragstream_embedder.edge_registry import EdgeRegistry
 from ragstream_embedder.index import (
     DENSE,
     KEYWORD_FIELDS,
@@ -52,7 +54,6 @@ from ragstream_embedder.index import (
     check_mode,
     chunk_payload,
     newest_only,
-    registry_id,
     sparse_text,
 )
 from ragstream_embedder.sparse import SparseEncoder
@@ -62,7 +63,6 @@ log = structlog.get_logger(__name__)
 
 CHUNKS_DIR = "chunks"
 REGISTRY_DIR = "registry"
-_REGISTRY_VECTOR = "none"  # the registry stores payloads only; edge wants a vector declared
 _SCAN = 1000
 _NOT_COPIED = ["temp_segments"]  # a build's scratch space
 
@@ -171,9 +171,7 @@ class EdgeIndex:
         )
         recover(path / CHUNKS_DIR)
         self.chunks = _open_shard(path / CHUNKS_DIR, self._config)
-        self.registry = _open_shard(
-            path / REGISTRY_DIR, qe.EdgeConfig(sparse_vectors={_REGISTRY_VECTOR: qe.EdgeSparseVectorParams()})
-        )
+        self.registry = EdgeRegistry(_open_shard(path / REGISTRY_DIR, REGISTRY_CONFIG))
         indexed = set(self.chunks.info().payload_schema)
         for key in (*KEYWORD_FIELDS, "active"):
             if key not in indexed:
@@ -279,25 +277,12 @@ class EdgeIndex:
     @_locked
     def import_registry(self, entries: list[tuple[str, dict[str, Any]]]) -> None:
         """Write registry entries as they are: a migration's copy."""
-        if entries:
-            self.registry.update(qe.UpdateOperation.upsert_points([qe.Point(i, {}, p) for i, p in entries]))
-
-    # -- the registry of active versions
-
-    def _entry(self, tenant_id: str, document_id: str) -> dict[str, Any] | None:
-        entries = self.registry.retrieve([registry_id(tenant_id, document_id)], with_payload=True, with_vector=False)
-        return dict(entries[0].payload or {}) if entries else None
-
-    def _set_entry(self, tenant_id: str, document_id: str, fields: dict[str, Any]) -> None:
-        payload = {"tenant_id": tenant_id, "document_id": document_id} | fields
-        self.registry.update(
-            qe.UpdateOperation.upsert_points([qe.Point(registry_id(tenant_id, document_id), {}, payload)])
-        )
+        self.registry.import_entries(entries)
 
     @_locked
     def is_deleted(self, tenant_id: str, document_id: str, version: int) -> bool:
         """Whether ``version`` of the document was deleted (it must not be indexed)."""
-        entry = self._entry(tenant_id, document_id)
+        entry = self.registry.get(tenant_id, document_id)
         return entry is not None and bool(entry.get("deleted")) and version <= int(entry["version"])
 
     @_durable
@@ -306,15 +291,15 @@ class EdgeIndex:
         document = qe.Filter(must=[_match("tenant_id", tenant_id), _match("document_id", document_id)])
         ids = [str(r.id) for batch in self._scroll(document, []) for r in batch]
         self._delete(ids)
-        entry = self._entry(tenant_id, document_id)
+        entry = self.registry.get(tenant_id, document_id)
         version = max(up_to_version, int(entry["version"]) if entry else 0)
-        self._set_entry(tenant_id, document_id, {"version": version, "chunk_count": 0, "deleted": True})
+        self.registry.put(tenant_id, document_id, {"version": version, "chunk_count": 0, "deleted": True})
         return len(ids)
 
     @_durable
     def discard(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> None:
         """Remove the inactive points written for ``version``; the active version is never touched."""
-        entry = self._entry(tenant_id, document_id)
+        entry = self.registry.get(tenant_id, document_id)
         if entry is not None and not entry.get("deleted") and int(entry["version"]) == version:
             return
         self._delete([point_id(document_id, version, i) for i in range(chunk_count)])
@@ -328,7 +313,7 @@ class EdgeIndex:
         number of points removed; raises ``DocumentDeleted`` for a version up to a tombstone's.
         """
         new_ids = [point_id(document_id, version, i) for i in range(chunk_count)]
-        active = self._entry(tenant_id, document_id)
+        active = self.registry.get(tenant_id, document_id)
         if active is not None and active.get("deleted") and int(active["version"]) >= version:
             self._delete(new_ids)
             raise DocumentDeleted(f"document {document_id} was deleted; version {version} is not indexed")
@@ -341,7 +326,7 @@ class EdgeIndex:
         if active is not None and int(active["version"]) != version and not active.get("deleted"):
             stale = [point_id(document_id, int(active["version"]), i) for i in range(int(active["chunk_count"]))]
             self._delete(stale)
-        self._set_entry(tenant_id, document_id, {"version": version, "chunk_count": chunk_count})
+        self.registry.put(tenant_id, document_id, {"version": version, "chunk_count": chunk_count})
         return len(stale)
 
     # -- reads
