@@ -15,7 +15,7 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import DocParsed, EventMeta
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchMode, SearchRequest
 from ragstream_core.storage import LocalObjectStore
 from ragstream_embedder.handlers import embed_document, search
-from ragstream_embedder.index import VectorIndex
+from ragstream_embedder.index import ChunkIndex
 from ragstream_embedder.model import MiniLMEmbedder
 from ragstream_embedder.pooling import PooledModel
 from ragstream_embedder.workers import AsyncIndex
@@ -38,8 +38,13 @@ def model() -> PooledModel:
 
 
 @pytest.fixture
-async def ports(tmp_path: Path, model: PooledModel, bus_factory: Callable[..., Awaitable[Bus]]) -> Ports:
-    index = AsyncIndex(VectorIndex(path=tmp_path / "qdrant", collection="chunks", dimensions=384))
+async def ports(
+    tmp_path: Path,
+    model: PooledModel,
+    bus_factory: Callable[..., Awaitable[Bus]],
+    index_factory: Callable[[int], ChunkIndex],
+) -> Ports:
+    index = AsyncIndex(index_factory(384))
     return Ports(LocalObjectStore(tmp_path / "objects"), model, index, await bus_factory(service="embedder-test"))
 
 

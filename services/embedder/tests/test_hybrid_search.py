@@ -1,8 +1,8 @@
-"""Hybrid retrieval in the index (embedded Qdrant): dense and keyword vectors in one point, fused by RRF."""
+"""Hybrid retrieval in the index, on each engine: dense and keyword vectors in one point, fused by RRF."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,8 @@ from qdrant_client import QdrantClient
 from qdrant_client.http import models as qm
 
 from ragstream_core.events import point_id
-from ragstream_embedder.index import ChunkPoint, VectorIndex
+from ragstream_embedder.index import MODES, ChunkIndex, ChunkPoint, Hit
+from ragstream_embedder.qdrant_index import QdrantIndex
 
 DIM = 8
 
@@ -28,24 +29,22 @@ def chunk(document_id: str, index: int, text: str, **fields: str) -> ChunkPoint:
     return ChunkPoint("t", "c", document_id, 1, index, text, values["file_name"], values["media_type"])
 
 
-def indexed(index: VectorIndex, chunks: list[ChunkPoint], seeds: list[int | NDArray[np.float32]]) -> None:
+def indexed(index: ChunkIndex, chunks: list[ChunkPoint], seeds: list[int | NDArray[np.float32]]) -> None:
     index.upsert(chunks, np.stack([vector(s) if isinstance(s, int) else s for s in seeds]))
     for document_id in {c.document_id for c in chunks}:
         index.activate("t", document_id, 1, sum(1 for c in chunks if c.document_id == document_id))
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> Iterator[VectorIndex]:
-    built = VectorIndex(path=tmp_path / "qdrant", collection="chunks", dimensions=DIM)
-    yield built
-    built.close()
+def index(index_factory: Callable[[int], ChunkIndex]) -> ChunkIndex:
+    return index_factory(DIM)
 
 
-def documents(hits: list[object]) -> list[str]:
-    return [h.payload["document_id"] for h in hits]  # type: ignore[attr-defined]
+def documents(hits: list[Hit]) -> list[str]:
+    return [str(h.payload["document_id"]) for h in hits]
 
 
-def test_sparse_search_finds_the_chunk_with_the_keyword_whatever_its_dense_vector(index: VectorIndex) -> None:
+def test_sparse_search_finds_the_chunk_with_the_keyword_whatever_its_dense_vector(index: ChunkIndex) -> None:
     indexed(
         index, [chunk("a", 0, "Mallards migrate in autumn."), chunk("b", 0, "The SABRE reservation system.")], [1, 2]
     )
@@ -56,7 +55,7 @@ def test_sparse_search_finds_the_chunk_with_the_keyword_whatever_its_dense_vecto
     assert hits[0].score > 0
 
 
-def test_hybrid_search_brings_a_keyword_match_into_the_results_that_dense_alone_misses(index: VectorIndex) -> None:
+def test_hybrid_search_brings_a_keyword_match_into_the_results_that_dense_alone_misses(index: ChunkIndex) -> None:
     chunks = [chunk(f"d{i}", 0, f"ordinary text number {i}") for i in range(6)]
     chunks.append(chunk("k", 0, "Thomas Watson chose the slogan THINK."))
     indexed(index, chunks, [*range(6), -vector(0)])  # the keyword chunk is the farthest
@@ -68,7 +67,7 @@ def test_hybrid_search_brings_a_keyword_match_into_the_results_that_dense_alone_
     assert documents(hybrid)[:2] in (["d0", "k"], ["k", "d0"])
 
 
-def test_hybrid_scores_stay_cosine_similarities_while_the_order_is_fused(index: VectorIndex) -> None:
+def test_hybrid_scores_stay_cosine_similarities_while_the_order_is_fused(index: ChunkIndex) -> None:
     indexed(index, [chunk("a", 0, "duck pond"), chunk("b", 0, "heron river")], [1, 2])
 
     best, other = index.search(vector(1), tenant_id="t", collection_id="c", top_k=2, query="duck")
@@ -79,14 +78,14 @@ def test_hybrid_scores_stay_cosine_similarities_while_the_order_is_fused(index: 
     assert best.rank_score > other.rank_score > 0
 
 
-def test_unactivated_points_are_invisible_to_every_mode(index: VectorIndex) -> None:
+def test_unactivated_points_are_invisible_to_every_mode(index: ChunkIndex) -> None:
     index.upsert([chunk("a", 0, "the secret draft")], np.stack([vector(1)]))
 
-    for mode in ("hybrid", "dense", "sparse"):
-        assert index.search(vector(1), tenant_id="t", collection_id="c", top_k=5, query="secret", mode=mode) == []  # type: ignore[arg-type]
+    for mode in MODES:
+        assert index.search(vector(1), tenant_id="t", collection_id="c", top_k=5, query="secret", mode=mode) == []
 
 
-def test_filters_narrow_the_chunks_searched_by_media_type_and_file_name(index: VectorIndex) -> None:
+def test_filters_narrow_the_chunks_searched_by_media_type_and_file_name(index: ChunkIndex) -> None:
     indexed(
         index,
         [
@@ -105,7 +104,7 @@ def test_filters_narrow_the_chunks_searched_by_media_type_and_file_name(index: V
     assert documents(by_name) == ["md"]
 
 
-def test_a_query_of_stop_words_only_is_answered_by_the_dense_side(index: VectorIndex) -> None:
+def test_a_query_of_stop_words_only_is_answered_by_the_dense_side(index: ChunkIndex) -> None:
     indexed(index, [chunk("a", 0, "duck pond")], [1])
 
     hits = index.search(vector(1), tenant_id="t", collection_id="c", top_k=5, query="what is it")
@@ -113,7 +112,7 @@ def test_a_query_of_stop_words_only_is_answered_by_the_dense_side(index: VectorI
     assert documents(hits) == ["a"]
 
 
-def test_an_unknown_mode_is_refused_naming_the_accepted_ones(index: VectorIndex) -> None:
+def test_an_unknown_mode_is_refused_naming_the_accepted_ones(index: ChunkIndex) -> None:
     with pytest.raises(ValueError, match="hybrid, dense, sparse"):
         index.search(vector(1), tenant_id="t", collection_id="c", top_k=5, query="x", mode="fuzzy")  # type: ignore[arg-type]
 
@@ -139,7 +138,7 @@ def test_points_of_the_first_schema_are_migrated_and_stay_searchable(tmp_path: P
     )
     client.close()
 
-    index = VectorIndex(path=tmp_path / "qdrant", collection="chunks", dimensions=DIM)
+    index = QdrantIndex(path=tmp_path / "qdrant", collection="chunks", dimensions=DIM)
     try:
         sparse = index.search(
             vector(9), tenant_id="t", collection_id="c", top_k=5, query="renamed history", mode="sparse"

@@ -1,13 +1,13 @@
-"""The vector index (embedded Qdrant): idempotent writes, atomic version swap, tenant scoping."""
+"""The vector index, on each engine: idempotent writes, atomic version swap, tenant scoping."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from ragstream_embedder.index import ChunkPoint, DocumentDeleted, VectorIndex
+from ragstream_embedder.index import ChunkIndex, ChunkPoint, DocumentDeleted
 
 DIM = 8
 
@@ -27,13 +27,11 @@ def points(document_id: str, version: int, n: int, *, tenant: str = "t", collect
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> VectorIndex:
-    built = VectorIndex(path=tmp_path / "qdrant", collection="chunks", dimensions=DIM)
-    yield built  # type: ignore[misc]
-    built.close()
+def index(index_factory: Callable[[int], ChunkIndex]) -> ChunkIndex:
+    return index_factory(DIM)
 
 
-def test_written_points_are_invisible_until_activated(index: VectorIndex) -> None:
+def test_written_points_are_invisible_until_activated(index: ChunkIndex) -> None:
     index.upsert(points("d", 1, 3), np.stack([vector(i) for i in range(3)]))
 
     before = index.search(vector(0), tenant_id="t", collection_id="c", top_k=5)
@@ -45,7 +43,7 @@ def test_written_points_are_invisible_until_activated(index: VectorIndex) -> Non
     assert len(after) == 3
 
 
-def test_rewriting_the_same_chunks_does_not_duplicate_points(index: VectorIndex) -> None:
+def test_rewriting_the_same_chunks_does_not_duplicate_points(index: ChunkIndex) -> None:
     vectors = np.stack([vector(i) for i in range(4)])
 
     index.upsert(points("d", 1, 4), vectors)
@@ -54,7 +52,7 @@ def test_rewriting_the_same_chunks_does_not_duplicate_points(index: VectorIndex)
     assert index.count("t", "d") == {1: 4}
 
 
-def test_new_version_replaces_old_only_when_activated(index: VectorIndex) -> None:
+def test_new_version_replaces_old_only_when_activated(index: ChunkIndex) -> None:
     index.upsert(points("d", 1, 2), np.stack([vector(1), vector(2)]))
     index.activate("t", "d", 1, 2)
 
@@ -69,7 +67,7 @@ def test_new_version_replaces_old_only_when_activated(index: VectorIndex) -> Non
     assert index.count("t", "d") == {2: 3}
 
 
-def test_search_never_crosses_tenants_or_collections(index: VectorIndex) -> None:
+def test_search_never_crosses_tenants_or_collections(index: ChunkIndex) -> None:
     index.upsert(points("a", 1, 1, tenant="A"), np.stack([vector(5)]))
     index.upsert(points("b", 1, 1, tenant="B"), np.stack([vector(5)]))
     index.upsert(points("c", 1, 1, tenant="A", collection="other"), np.stack([vector(5)]))
@@ -81,7 +79,7 @@ def test_search_never_crosses_tenants_or_collections(index: VectorIndex) -> None
     assert [h.payload["document_id"] for h in hits] == ["a"]
 
 
-def test_a_late_older_version_never_replaces_the_active_one(index: VectorIndex) -> None:
+def test_a_late_older_version_never_replaces_the_active_one(index: ChunkIndex) -> None:
     index.upsert(points("d", 2, 2), np.stack([vector(1), vector(2)]))
     index.activate("t", "d", 2, 2)
     index.upsert(points("d", 1, 3), np.stack([vector(1), vector(2), vector(3)]))
@@ -92,7 +90,7 @@ def test_a_late_older_version_never_replaces_the_active_one(index: VectorIndex) 
     assert {h.payload["version"] for h in index.search(vector(1), tenant_id="t", collection_id="c", top_k=10)} == {2}
 
 
-def test_activating_twice_changes_nothing(index: VectorIndex) -> None:
+def test_activating_twice_changes_nothing(index: ChunkIndex) -> None:
     index.upsert(points("d", 1, 2), np.stack([vector(1), vector(2)]))
     index.activate("t", "d", 1, 2)
     index.upsert(points("d", 2, 1), np.stack([vector(3)]))
@@ -104,7 +102,7 @@ def test_activating_twice_changes_nothing(index: VectorIndex) -> None:
     assert index.count("t", "d") == {2: 1}
 
 
-def test_delete_removes_every_version_and_leaves_a_tombstone(index: VectorIndex) -> None:
+def test_delete_removes_every_version_and_leaves_a_tombstone(index: ChunkIndex) -> None:
     index.upsert(points("d", 1, 2), np.stack([vector(1), vector(2)]))
     index.activate("t", "d", 1, 2)
     index.upsert(points("d", 2, 3), np.stack([vector(i) for i in range(3)]))  # version 2 still being written
@@ -118,7 +116,7 @@ def test_delete_removes_every_version_and_leaves_a_tombstone(index: VectorIndex)
     assert not index.is_deleted("t", "other", 1)
 
 
-def test_a_version_finishing_after_its_delete_is_never_indexed(index: VectorIndex) -> None:
+def test_a_version_finishing_after_its_delete_is_never_indexed(index: ChunkIndex) -> None:
     index.delete_document("t", "d", 1)
     index.upsert(points("d", 1, 2), np.stack([vector(1), vector(2)]))  # the job was still running
 
@@ -129,7 +127,7 @@ def test_a_version_finishing_after_its_delete_is_never_indexed(index: VectorInde
     assert index.search(vector(1), tenant_id="t", collection_id="c", top_k=5) == []
 
 
-def test_a_document_uploaded_again_after_delete_is_indexed(index: VectorIndex) -> None:
+def test_a_document_uploaded_again_after_delete_is_indexed(index: ChunkIndex) -> None:
     index.delete_document("t", "d", 1)
     index.upsert(points("d", 2, 1), np.stack([vector(1)]))
 

@@ -17,8 +17,8 @@ from ragstream_core.proto.ragstream.v1.search_pb2 import SearchRequest
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
+from ragstream_embedder.engines import open_index
 from ragstream_embedder.handlers import embed_document, remove_document, search
-from ragstream_embedder.index import VectorIndex
 from ragstream_embedder.model import MiniLMEmbedder
 from ragstream_embedder.pooling import PooledModel
 from ragstream_embedder.settings import EmbedderSettings
@@ -46,13 +46,16 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
     )
     index = AsyncIndex(
         await asyncio.to_thread(
-            VectorIndex,
-            path=core.data_dir / "qdrant",
+            open_index,
+            data_dir=core.data_dir,
+            engine=settings.engine,
             url=settings.qdrant_url,
             api_key=settings.qdrant_api_key,
             collection=settings.qdrant_collection,
             dimensions=model.dimensions,
             idf_per_collection=settings.sparse_idf_per_collection,
+            optimize_idle_s=settings.edge_optimize_idle_s,
+            indexing_threads=settings.edge_indexing_threads,
         )
     )
     bus = await Bus.from_settings(core, service="embedder")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -14,13 +16,28 @@ class EmbedderSettings(BaseSettings):
     core: CoreSettings = Field(default_factory=CoreSettings)
     metrics_host: str = Field("127.0.0.1", description="Listen address of /metrics, /healthz, /readyz.")
     metrics_port: int = Field(9102, description="Port of /metrics, /healthz, /readyz.")
-    qdrant_url: str = Field("", description="Qdrant server URL; empty means embedded under the data dir.")
+    qdrant_url: str = Field("", description="Qdrant server URL; empty means the embedded engine under the data dir.")
+    engine: Literal["edge", "qdrant-local"] = Field(
+        "edge",
+        description=(
+            "Embedded engine when no Qdrant URL is set: 'edge' (Qdrant Edge, HNSW, '<data dir>/edge/<name>'; "
+            "a 'qdrant-local' store found on disk is migrated into it) or 'qdrant-local' "
+            "(qdrant-client local mode, '<data dir>/qdrant', brute force)."
+        ),
+    )
+    edge_optimize_idle_s: float = Field(
+        5.0, ge=0, description="Edge engine: seconds without writes before the background HNSW build starts."
+    )
+    edge_indexing_threads: int = Field(
+        1, ge=0, description="Edge engine: threads building HNSW in the background (0 = all cores)."
+    )
     qdrant_api_key: str = Field("", description="Qdrant API key (server mode).")
     qdrant_collection: str = Field(
         "ragstream_chunks",
         description=(
-            "Name of the chunk index: points live in Qdrant collection '<name>_v2' (dense + sparse), "
-            "the registry of active versions in '<name>_documents'; a '<name>' of the first schema is migrated."
+            "Name of the chunk index: with qdrant-client, points live in collection '<name>_v2' (dense + sparse), "
+            "the registry of active versions in '<name>_documents' (a '<name>' of the first schema is migrated); "
+            "with edge, in '<data dir>/edge/<name>'."
         ),
     )
     sparse_idf_per_collection: bool = Field(

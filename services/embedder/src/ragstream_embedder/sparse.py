@@ -5,7 +5,8 @@ list of English stop words, each reduced by Harman's S-stemmer (``ducks`` and ``
 term). A term's id is a stable 31-bit hash of the word, so the vocabulary is open and the same
 word has the same id in every process and release. A document's weight for a term is the BM25
 term-frequency part, ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg_length))``; the IDF
-part is left to Qdrant (``Modifier.IDF`` on the sparse vector), which knows the corpus. A query
+part is left to the index, which knows the corpus (Qdrant's ``Modifier.IDF`` through
+qdrant-client; the edge engine's own counts, ``term_stats``, put into the query's weights). A query
 weighs each distinct term 1, so its score is the BM25 sum over the terms it shares with a chunk.
 """
 
@@ -82,6 +83,6 @@ class SparseEncoder:
         return SparseVector(ids, [counts[i] * (self.k1 + 1) / (counts[i] + norm) for i in ids])
 
     def query(self, text: str) -> SparseVector:
-        """The vector of a query: each distinct term weighs 1 (Qdrant multiplies in the IDF)."""
+        """The vector of a query: each distinct term weighs 1 (the index multiplies in the IDF)."""
         ids = sorted({term_id(t) for t in terms(text)})
         return SparseVector(ids, [1.0] * len(ids))

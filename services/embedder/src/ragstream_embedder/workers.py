@@ -1,4 +1,4 @@
-"""Async face of the index, on its own thread (embedded Qdrant is not thread-safe).
+"""Async face of the index, on its own thread (qdrant-client's local mode is not thread-safe).
 
 The model has its own async face with batching across callers: ``pooling.PooledModel``.
 """
@@ -13,15 +13,15 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from ragstream_embedder.index import ChunkPoint, Hit, Mode, VectorIndex
+from ragstream_embedder.index import ChunkIndex, ChunkPoint, Hit, Mode
 
 T = TypeVar("T")
 
 
 class AsyncIndex:
-    """``VectorIndex`` with every call on the one index thread."""
+    """A ``ChunkIndex`` with every call on the one index thread."""
 
-    def __init__(self, index: VectorIndex) -> None:
+    def __init__(self, index: ChunkIndex) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")
         self._index = index
 
