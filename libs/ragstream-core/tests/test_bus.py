@@ -170,3 +170,21 @@ def test_message_ids_derive_from_job_and_stage(event: Message) -> None:
 
     assert message_id(event) == message_id(type(event).FromString(event.SerializeToString()))
     assert message_id(event).startswith("j:")
+
+
+async def test_consuming_survives_its_consumer_being_deleted_under_it(bus_factory: BusFactory) -> None:
+    bus = await bus_factory(service="test")
+    seen = await collect(bus, DocUploaded, "fragile")
+    await bus.publish(uploaded("job-before"))
+    await eventually(lambda: asyncio.sleep(0, seen), lambda s: len(s) == 1)
+
+    await bus.js.delete_consumer(EVENTS_STREAM, "fragile")
+    await bus.publish(uploaded("job-after"))
+
+    # the consumer is bound again (created anew, so it starts over: handlers are idempotent)
+    after = await eventually(
+        lambda: asyncio.sleep(0, seen),
+        lambda s: "job-after" in {e.meta.job_id for e in s},  # type: ignore[attr-defined]
+        within_s=15,
+    )
+    assert after[0].meta.job_id == "job-before"  # type: ignore[attr-defined]

@@ -283,6 +283,12 @@ class Bus:
                 continue
             except nats.errors.ConnectionClosedError:
                 break
+            except nats.errors.Error as exc:
+                # JetStream not ready after a server restart (503), or the consumer gone: a loop
+                # that ended here would leave the stage silently idle, so bind (or create) again
+                log.warning("bus.fetch_failed", durable=durable, error=repr(exc))
+                sub = await self._resubscribe(filter_subject, durable, config, sub)
+                continue
             for msg in msgs:
                 task = asyncio.create_task(self._handle(msg, stage, handler, fail_jobs, controlled))
                 running.add(task)
@@ -290,6 +296,22 @@ class Bus:
                 task.add_done_callback(lambda _: slot_freed.set())
         if running:
             await asyncio.wait(running)
+
+    async def _resubscribe(
+        self, filter_subject: str, durable: str, config: ConsumerConfig, current: JetStreamContext.PullSubscription
+    ) -> JetStreamContext.PullSubscription:
+        """A pull subscription bound to ``durable`` again, retried each second until it succeeds."""
+        with contextlib.suppress(nats.errors.Error):
+            await current.unsubscribe()
+        while not self._stopping.is_set():
+            await asyncio.sleep(1.0)
+            try:
+                return await self.js.pull_subscribe(
+                    filter_subject, durable=durable, stream=EVENTS_STREAM, config=config
+                )
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.warning("bus.resubscribe_failed", durable=durable, error=repr(exc))
+        return current
 
     async def _handle(self, msg: Msg, stage: str, handler: Handler[E], fail_jobs: bool, controlled: bool) -> None:
         md = msg.metadata
