@@ -199,7 +199,10 @@ def libreoffice_pdf(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """word_sample.docx printed to PDF by LibreOffice, whose line boxes hold only the glyphs drawn."""
     soffice = shutil.which("soffice")
     if soffice is None:
-        pytest.skip("LibreOffice (soffice) is not installed")
+        pytest.fail(
+            "LibreOffice (soffice) is not installed: `make` installs libreoffice-writer-nogui where apt is"
+            " available; install it to run the parser tests (the legacy-format tests need it too)"
+        )
     out = tmp_path_factory.mktemp("libreoffice")
     profile = f"-env:UserInstallation={(out / 'profile').as_uri()}"
     docx = str(corpus / "docx/word_sample.docx")

@@ -101,36 +101,36 @@ async def job_state(job_id: str, ports: Ports, tenant: Tenant) -> dict[str, Any]
 Action = Literal["pause", "resume", "cancel"]
 
 
+async def _steer(
+    ports: GatewayPorts,
+    tenant: str,
+    action: Action,
+    actor: str,
+    *,
+    collection_id: str | None = None,
+    batch_id: str | None = None,
+) -> dict[str, Any]:
+    """Steer every unfinished job of one scope (a collection or a batch), then let the scheduler look."""
+    control = await _bus(ports).job_control()
+    result = await steer_group(
+        ports, control, tenant, action, actor=actor, collection_id=collection_id, batch_id=batch_id
+    )
+    ports.scheduler.wake()
+    return result
+
+
 @router.post("/collections/{collection_id}/jobs:{action}")
 async def steer_collection(
     collection_id: str, action: Action, ports: Ports, tenant: Tenant, actor: Actor
 ) -> dict[str, Any]:
     """Pause (queued jobs wait, running ones finish), resume, or cancel a collection's unfinished work."""
-    result = await steer_group(
-        ports,
-        await _bus(ports).job_control(),
-        tenant,
-        action,
-        actor=actor,
-        collection_id=check_identifier("collection", collection_id),
-    )
-    ports.scheduler.wake()
-    return result
+    return await _steer(ports, tenant, action, actor, collection_id=check_identifier("collection", collection_id))
 
 
 @router.post("/batches/{batch_id}/jobs:{action}")
 async def steer_batch(batch_id: str, action: Action, ports: Ports, tenant: Tenant, actor: Actor) -> dict[str, Any]:
     """Pause, resume or cancel a batch's unfinished work."""
-    result = await steer_group(
-        ports,
-        await _bus(ports).job_control(),
-        tenant,
-        action,
-        actor=actor,
-        batch_id=check_identifier("batch", batch_id),
-    )
-    ports.scheduler.wake()
-    return result
+    return await _steer(ports, tenant, action, actor, batch_id=check_identifier("batch", batch_id))
 
 
 @router.get("/dead-letters")
