@@ -26,18 +26,25 @@ endif
 
 install: system-deps $(STAMP) $(LLM_INSTALL) ## virtual environment from requirements.lock, workspace packages editable; LLM=local adds the local model
 
-# LibreOffice reads legacy .doc/.xls/.ppt and OpenDocument files. Installed only when `soffice` is
-# missing and we are root with apt-get; elsewhere the gateway refuses those types with 415.
-LIBREOFFICE_PACKAGES := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
-system-deps: ## LibreOffice (soffice) from Debian, when it is missing and we may install it
-	@if command -v soffice >/dev/null 2>&1; then exit 0; fi; \
+# Programs from Debian that ragstream or its tests run: LibreOffice (soffice) reads legacy
+# .doc/.xls/.ppt and OpenDocument files; Chromium drives the browser tests of the web page;
+# Prometheus evaluates every dashboard query and alert rule in the tests. Each is installed only
+# when its command is missing and we are root with apt-get; elsewhere the note says what to install
+# (the gateway then refuses LibreOffice types with 415, and the tests that need a program fail,
+# naming it).
+SYSTEM_PACKAGES := soffice=libreoffice-writer-nogui,libreoffice-calc-nogui,libreoffice-impress-nogui \
+                   chromium=chromium prometheus=prometheus
+system-deps: ## programs from Debian (LibreOffice, Chromium, Prometheus), when missing and we may install them
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
+	  command -v "$${entry%%=*}" >/dev/null 2>&1 || missing="$$missing $${entry#*=}"; \
+	done; missing="$$(echo $$missing | tr ',' ' ')"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" != 0 ]; then \
-	  echo "note: soffice is missing, so .doc/.xls/.ppt/.odt/.ods/.odp uploads are refused (415);" \
-	       "install the Debian packages $(LIBREOFFICE_PACKAGES) as root to read them"; exit 0; fi; \
-	echo "installing $(LIBREOFFICE_PACKAGES)"; \
+	  echo "note: install the Debian packages $$missing as root (see README: what make installs)"; exit 0; fi; \
+	echo "installing $$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -qq; \
-	apt-get install -y -qq --no-install-recommends $(LIBREOFFICE_PACKAGES) >/dev/null
+	apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 
 $(STAMP): requirements.lock $(PYPROJECTS)
 	test -x $(PY) || python3 -m venv $(VENV)
