@@ -40,7 +40,7 @@ system-deps: ## programs from Debian (LibreOffice, Chromium, Prometheus), when m
 	done; missing="$$(echo $$missing | tr ',' ' ')"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" != 0 ]; then \
-	  echo "note: install the Debian packages $$missing as root (see README: what make installs)"; exit 0; fi; \
+	  echo "note: $$missing missing; install these Debian packages as root (LibreOffice types are refused with 415 without them; the browser and Prometheus tests fail naming them)"; exit 0; fi; \
 	echo "installing $$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -qq; \
