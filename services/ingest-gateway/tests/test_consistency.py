@@ -112,9 +112,14 @@ async def test_a_healthy_tenant_is_consistent_and_counted(setup: Setup) -> None:
 async def test_work_in_flight_is_never_a_problem(setup: Setup) -> None:
     first = await setup.upload("c", "doc.md", "First text.")
     await setup.indexed(first, 2)
-    # a new version being embedded: inactive points written, the row still processing
+    # a new version just activated by the embedder (the old one's points gone), the row not yet
+    # updated from its event: the registry still says version 1 is the indexed one
     second = await setup.upload("c", "doc.md", "Second text, longer.")
     setup.write_points("c", second["document_id"], second["version"], 4)
+    setup.index.activate(setup.tenant, second["document_id"], second["version"], 4)
+    # a version being embedded: inactive points written, the row processing
+    other = await setup.upload("c", "other.md", "Other text.")
+    setup.write_points("c", other["document_id"], other["version"], 2)
     # an upload whose version was not yet processed at all
     await setup.upload("c", "queued.md", "Queued text.")
 
