@@ -219,3 +219,26 @@ async def test_an_unanswered_index_is_503_with_the_reason(
 
     assert response.status_code == 503
     assert "embedder did not answer" in response.text
+
+
+async def test_points_of_a_deleted_document_go_for_good(setup: Setup) -> None:
+    upload = await setup.upload("c", "old.md", "Old text.")
+    await setup.indexed(upload, 2)
+    second = await setup.upload("c", "old.md", "Newer text.")
+    await setup.indexed(second, 2)
+    deleted = await setup.client.delete(f"/v1/documents/{upload['document_id']}", headers={"X-Tenant-Id": setup.tenant})
+    assert deleted.status_code == 202, deleted.text
+    # the delete event never reached the embedder: the document's points stay
+
+    found = await setup.report()
+    repair = await setup.client.post(
+        "/v1/admin/consistency/repair", json={"collection_id": "c"}, headers={"X-Tenant-Id": setup.tenant}
+    )
+
+    assert [(p["kind"], p["document_id"], p["version"]) for p in found["problems"]] == [
+        ("orphan_points", upload["document_id"], None)
+    ]
+    assert "deleted document (v2: 2)" in found["problems"][0]["detail"]
+    assert repair.json()["consistent"] is True
+    assert setup.index.count(setup.tenant, upload["document_id"]) == {}
+    assert setup.index.is_deleted(setup.tenant, upload["document_id"], 2)  # a late activation is refused

@@ -86,10 +86,12 @@ class Problem:
     repairable: bool
     #: for orphan points: the versions to remove (empty: the whole document, for good)
     versions: list[int] = field(default_factory=list, repr=False)
+    #: for a deleted document's points: its last version (the index refuses any up to it)
+    up_to_version: int = field(default=0, repr=False)
 
     def body(self) -> dict[str, Any]:
         out = asdict(self)
-        del out["versions"]
+        del out["versions"], out["up_to_version"]
         return out
 
 
@@ -244,6 +246,7 @@ class ConsistencyCheck:
                     Problem(
                         ORPHAN_POINTS, collection, document_id, None, None,
                         f"points of a deleted document ({counts})", True, [],
+                        max(r.version for r in rows),
                     )
                 )  # fmt: skip
             return
@@ -304,7 +307,7 @@ class ConsistencyCheck:
                 elif problem.kind == ORPHAN_POINTS:
                     assert problem.document_id is not None
                     await self.index.delete_points(
-                        tenant_id, problem.document_id, problem.versions, max(problem.versions or [0])
+                        tenant_id, problem.document_id, problem.versions, problem.up_to_version
                     )
                 elif problem.kind in REEMBED_KINDS:
                     assert problem.document_id is not None
