@@ -1,5 +1,5 @@
-"""The consistency check in the gateway: real PostgreSQL, a real object store, and the index of
-the embedder's own engine (Qdrant Edge) answering over a real NATS server."""
+"""The consistency check in the gateway: real PostgreSQL, a real object store (local and S3), and
+the index of the embedder's own engine (Qdrant Edge) answering over a real NATS server."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from psycopg_pool import AsyncConnectionPool
 from ragstream_core.bus import Bus
 from ragstream_core.events import DELETE_POINTS_SUBJECT, INVENTORY_SUBJECT, chunks_key
 from ragstream_core.proto.ragstream.v1.inventory_pb2 import DeletePointsRequest, InventoryRequest
+from ragstream_core.storage import ObjectStore, S3ObjectStore
+from ragstream_devstack.s3 import SeaweedS3
 from ragstream_devstack.testing import new_id
 from ragstream_embedder.edge_index import EdgeIndex
 from ragstream_embedder.index import ChunkPoint
@@ -70,17 +72,29 @@ class Setup:
         return dict(response.json())
 
 
-@pytest.fixture
+@pytest.fixture(params=["local", "s3"])
 async def setup(
-    make_ports: Callable[..., GatewayPorts], gateway_pool: AsyncConnectionPool, bus: Bus, tmp_path: Path
+    request: pytest.FixtureRequest,
+    make_ports: Callable[..., GatewayPorts],
+    gateway_pool: AsyncConnectionPool,
+    bus: Bus,
+    tmp_path: Path,
 ) -> AsyncIterator[Setup]:
+    """A gateway over the local store or S3 (a real SeaweedFS server); each test has its own tenant,
+    so its objects have prefixes of their own in the shared bucket."""
     index = EdgeIndex(path=tmp_path / "edge", dimensions=DIM, optimize_idle_s=3600)
     served = AsyncIndex(index)
     await bus.serve(INVENTORY_SUBJECT, InventoryRequest, functools.partial(inventory, index=served), queue="embedder")
     await bus.serve(
         DELETE_POINTS_SUBJECT, DeletePointsRequest, functools.partial(delete_points, index=served), queue="embedder"
     )
-    ports = make_ports(GatewaySettings())
+    objects: ObjectStore | None = None
+    if request.param == "s3":
+        server: SeaweedS3 = request.getfixturevalue("s3_server")
+        objects = S3ObjectStore(
+            endpoint=server.endpoint, access_key=server.access_key, secret_key=server.secret_key, bucket="consistency"
+        )
+    ports = make_ports(GatewaySettings(), objects=objects)
     check = ConsistencyCheck(
         ConsistencyRepository(gateway_pool), ports.objects, NatsIndexAdmin(bus, timeout_s=10), min_age_s=0
     )
