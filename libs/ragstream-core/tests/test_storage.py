@@ -68,3 +68,49 @@ async def test_local_store_refuses_keys_that_leave_its_root(tmp_path: Path) -> N
 
     with pytest.raises(InvalidInput, match="leaves the store"):
         await store.put_bytes("../outside", b"x")
+
+
+async def test_listing_yields_every_object_under_a_prefix_with_size_and_time(store: ObjectStore) -> None:
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    base = f"listing-{uuid.uuid4().hex[:8]}"
+    keys = [f"{base}/uploads/t1/a", f"{base}/uploads/t1/b", f"{base}/uploads/t2/c", f"{base}/chunks/t1/d/v1.json"]
+    for i, key in enumerate(keys):
+        await store.put_bytes(key, b"x" * (i + 1))
+    await store.put_bytes(f"{base}-sibling/uploads/t1/z", b"not under the prefix")
+
+    everything = {o.key: o async for o in store.list_objects(f"{base}/")}
+    uploads = sorted([o.key async for o in store.list_objects(f"{base}/uploads/")])
+    partial = sorted([o.key async for o in store.list_objects(f"{base}/uploads/t")])
+    nothing = [o.key async for o in store.list_objects(f"{base}/missing/")]
+
+    assert sorted(everything) == sorted(keys)
+    assert [everything[k].size for k in keys] == [1, 2, 3, 4]
+    now = datetime.now(UTC)
+    assert all(now - timedelta(minutes=5) < o.modified <= now + timedelta(minutes=1) for o in everything.values())
+    assert uploads == partial == sorted(keys[:3])
+    assert nothing == []
+
+
+async def test_listing_pages_through_more_objects_than_one_page(store: ObjectStore) -> None:
+    import uuid
+
+    from ragstream_core.storage.listing import PAGE
+
+    base = f"paged-{uuid.uuid4().hex[:8]}/"
+    count = PAGE + 7
+    for i in range(count):
+        await store.put_bytes(f"{base}{i:05d}", b"")
+
+    listed = [o.key async for o in store.list_objects(base)]
+
+    assert sorted(listed) == [f"{base}{i:05d}" for i in range(count)]
+
+
+async def test_listing_skips_a_write_in_progress(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    await store.put_bytes("uploads/t/done", b"done")
+    (tmp_path / "objects" / "uploads" / "t" / ".tmp-abc").write_bytes(b"half")
+
+    assert [o.key async for o in store.list_objects("uploads/")] == ["uploads/t/done"]

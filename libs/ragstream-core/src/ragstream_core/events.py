@@ -29,6 +29,9 @@ EVENTS_SUBJECTS = "ragstream.events.>"
 DEAD_LETTER_STREAM = "RAGSTREAM_DLQ"
 DEAD_LETTER_SUBJECTS = "ragstream.dlq.>"
 SEARCH_SUBJECT = "ragstream.rpc.search"
+# what the index holds, and removing points from it (InventoryRequest, DeletePointsRequest)
+INVENTORY_SUBJECT = "ragstream.rpc.index.inventory"
+DELETE_POINTS_SUBJECT = "ragstream.rpc.index.delete_points"
 
 SUBJECT_OF: dict[type[Message], str] = {
     DocUploaded: "ragstream.events.doc.uploaded",

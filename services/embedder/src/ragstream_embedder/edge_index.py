@@ -44,13 +44,17 @@ from ragstream_embedder.edge_registry import CONFIG as REGISTRY_CONFIG
 from ragstream_embedder.edge_registry import EdgeRegistry
 from ragstream_embedder.index import (
     DENSE,
+    INVENTORY_FIELDS,
     KEYWORD_FIELDS,
     RRF_K,
     SPARSE,
+    TEXT_FIELDS,
     ChunkPoint,
     DocumentDeleted,
     Hit,
+    InventoryBuilder,
     Mode,
+    VersionInventory,
     check_mode,
     chunk_payload,
     newest_only,
@@ -152,6 +156,7 @@ class EdgeIndex:
         indexing_threshold_kb: int | None = None,
     ) -> None:
         self.path = path
+        self.engine = "edge"
         self.dimensions = dimensions
         self.sparse = sparse or SparseEncoder()
         self.idf_per_collection = idf_per_collection
@@ -341,6 +346,42 @@ class EdgeIndex:
                 version = int((record.payload or {})["version"])
                 counts[version] = counts.get(version, 0) + 1
         return counts
+
+    @_locked
+    def inventory(self, tenant_id: str, collection_id: str | None = None) -> list[VersionInventory]:
+        """Points per document version, with missing vectors and activity (``ChunkIndex.inventory``)."""
+        must: list[Any] = [_match("tenant_id", tenant_id)]
+        if collection_id:
+            must.append(_match("collection_id", collection_id))
+        counts = InventoryBuilder(self.sparse)
+        for batch in self._scroll(qe.Filter(must=must), INVENTORY_FIELDS):
+            for record in batch:
+                counts.point(_public(record.payload))
+        no_dense = qe.Filter(must=must, must_not=[qe.HasVectorCondition(DENSE)])
+        for batch in self._scroll(no_dense, INVENTORY_FIELDS):
+            for record in batch:
+                counts.without_dense(_public(record.payload))
+        no_sparse = qe.Filter(must=must, must_not=[qe.HasVectorCondition(SPARSE)])
+        for batch in self._scroll(no_sparse, INVENTORY_FIELDS + TEXT_FIELDS):
+            for record in batch:
+                counts.without_sparse(_public(record.payload))
+        return counts.result(lambda document_id: self.registry.get(tenant_id, document_id))
+
+    @_durable
+    def delete_versions(self, tenant_id: str, document_id: str, versions: list[int]) -> int:
+        """Remove every point of these versions of a document (``ChunkIndex.delete_versions``)."""
+        if not versions:
+            return 0
+        selection = qe.Filter(
+            must=[
+                _match("tenant_id", tenant_id),
+                _match("document_id", document_id),
+                qe.FieldCondition(key="version", match=qe.MatchAny([int(v) for v in versions])),
+            ]
+        )
+        ids = [str(r.id) for batch in self._scroll(selection, []) for r in batch]
+        self._delete(ids)
+        return len(ids)
 
     @_locked
     def search(

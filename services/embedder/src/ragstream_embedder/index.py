@@ -30,11 +30,14 @@ comes back.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ragstream_embedder.sparse import SparseEncoder
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -69,6 +72,68 @@ class ChunkPoint:
     media_type: str
     heading_path: list[str] = field(default_factory=list)
     pages: list[int] = field(default_factory=list)
+
+
+@dataclass
+class VersionInventory:
+    """What the index holds of one version of one document (consistency checks).
+
+    ``missing_sparse`` counts only points whose text has keywords: a chunk of no words rightly
+    has no sparse vector. ``active``: the registry names this version the document's active one.
+    """
+
+    collection_id: str
+    document_id: str
+    version: int
+    points: int = 0
+    active_points: int = 0
+    missing_dense: int = 0
+    missing_sparse: int = 0
+    active: bool = False
+
+
+class InventoryBuilder:
+    """Counts points into ``VersionInventory`` entries, ordered by document and version."""
+
+    def __init__(self, sparse: SparseEncoder) -> None:
+        self.sparse = sparse
+        self.groups: dict[tuple[str, int], VersionInventory] = {}
+
+    def _group(self, payload: dict[str, Any]) -> VersionInventory:
+        key = (str(payload["document_id"]), int(payload["version"]))
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = VersionInventory(str(payload.get("collection_id", "")), *key)
+        return group
+
+    def point(self, payload: dict[str, Any]) -> None:
+        group = self._group(payload)
+        group.points += 1
+        group.active_points += int(bool(payload.get("active")))
+
+    def without_dense(self, payload: dict[str, Any]) -> None:
+        self._group(payload).missing_dense += 1
+
+    def without_sparse(self, payload: dict[str, Any]) -> None:
+        if self.sparse.document(sparse_text(payload)).indices:
+            self._group(payload).missing_sparse += 1
+
+    def result(self, registry: Callable[[str], dict[str, Any] | None]) -> list[VersionInventory]:
+        """The entries in order, each marked active if ``registry(document_id)`` names its version."""
+        entries: dict[str, dict[str, Any] | None] = {}
+        out = []
+        for (document_id, version), group in sorted(self.groups.items()):
+            if document_id not in entries:
+                entries[document_id] = registry(document_id)
+            entry = entries[document_id]
+            group.active = entry is not None and not entry.get("deleted") and int(entry["version"]) == version
+            out.append(group)
+        return out
+
+
+#: payload fields an inventory reads (the sparse check also reads the text)
+INVENTORY_FIELDS = ["collection_id", "document_id", "version", "active"]
+TEXT_FIELDS = ["text", "heading_path"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +186,20 @@ class ChunkIndex(Protocol):
 
     def count(self, tenant_id: str, document_id: str) -> dict[int, int]:
         """Points per version of one document (active or not)."""
+        ...
+
+    def inventory(self, tenant_id: str, collection_id: str | None = None) -> list[VersionInventory]:
+        """Per document version of the tenant (of one collection, if given): points, active
+        points, points missing their dense or their (expected) sparse vector, and whether the
+        registry names the version active. Ordered by document id, then version.
+        """
+        ...
+
+    def delete_versions(self, tenant_id: str, document_id: str, versions: list[int]) -> int:
+        """Remove every point of these versions of a document (a repair); returns the points removed.
+
+        The registry is not touched: removing a document for good is ``delete_document``.
+        """
         ...
 
     def search(

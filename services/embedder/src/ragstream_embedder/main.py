@@ -11,14 +11,16 @@ import structlog
 from fastapi import FastAPI
 
 from ragstream_core.bus import Bus
-from ragstream_core.events import SEARCH_SUBJECT
+from ragstream_core.events import DELETE_POINTS_SUBJECT, INVENTORY_SUBJECT, SEARCH_SUBJECT
 from ragstream_core.proto.ragstream.v1.events_pb2 import DocDeleted, DocParsed
+from ragstream_core.proto.ragstream.v1.inventory_pb2 import DeletePointsRequest, InventoryRequest
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchRequest
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
 from ragstream_embedder.engines import open_index
 from ragstream_embedder.handlers import embed_document, remove_document, search
+from ragstream_embedder.inventory import delete_points, inventory
 from ragstream_embedder.model import MiniLMEmbedder
 from ragstream_embedder.pooling import PooledModel
 from ragstream_embedder.settings import EmbedderSettings
@@ -85,6 +87,10 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
         handler=functools.partial(remove_document, ports=ports),
     )
     await bus.serve(SEARCH_SUBJECT, SearchRequest, functools.partial(search, ports=ports), queue="embedder")
+    await bus.serve(INVENTORY_SUBJECT, InventoryRequest, functools.partial(inventory, index=index), queue="embedder")
+    await bus.serve(
+        DELETE_POINTS_SUBJECT, DeletePointsRequest, functools.partial(delete_points, index=index), queue="embedder"
+    )
     log.info("embedder.started", metrics_port=settings.metrics_port, model=model.name)
     try:
         await serve_http(app, host=settings.metrics_host, port=settings.metrics_port, stop=stop)

@@ -21,12 +21,16 @@ from qdrant_client.http import models as qm
 from ragstream_core.events import point_id
 from ragstream_embedder.index import (
     DENSE,
+    INVENTORY_FIELDS,
     KEYWORD_FIELDS,
     SPARSE,
+    TEXT_FIELDS,
     ChunkPoint,
     DocumentDeleted,
     Hit,
+    InventoryBuilder,
     Mode,
+    VersionInventory,
     check_mode,
     chunk_payload,
     newest_only,
@@ -79,10 +83,12 @@ class QdrantIndex:
     ) -> None:
         if url:
             self.client = QdrantClient(url=url, api_key=api_key or None)
+            self.engine = "qdrant-server"
         else:
             assert path is not None
             path.mkdir(parents=True, exist_ok=True)
             self.client = QdrantClient(path=str(path))
+            self.engine = "qdrant-local"
         self.collection = f"{collection}{SCHEMA_SUFFIX}"
         self.registry = f"{collection}_documents"
         self.dimensions = dimensions
@@ -253,6 +259,51 @@ class QdrantIndex:
                 counts[version] = counts.get(version, 0) + 1
             if offset is None:
                 return counts
+
+    def _scroll(self, selection: qm.Filter, fields: list[str]) -> Iterator[list[qm.Record]]:
+        offset: Any = None
+        while True:
+            records, offset = self.client.scroll(
+                self.collection, scroll_filter=selection, limit=1000, offset=offset, with_payload=fields
+            )
+            yield records
+            if offset is None:
+                return
+
+    def inventory(self, tenant_id: str, collection_id: str | None = None) -> list[VersionInventory]:
+        """Points per document version, with missing vectors and activity (``ChunkIndex.inventory``)."""
+        must: list[Any] = [_match("tenant_id", tenant_id)]
+        if collection_id:
+            must.append(_match("collection_id", collection_id))
+        counts = InventoryBuilder(self.sparse)
+        for batch in self._scroll(qm.Filter(must=must), INVENTORY_FIELDS):
+            for record in batch:
+                counts.point(dict(record.payload or {}))
+        no_dense = qm.Filter(must=must, must_not=[qm.HasVectorCondition(has_vector=DENSE)])
+        for batch in self._scroll(no_dense, INVENTORY_FIELDS):
+            for record in batch:
+                counts.without_dense(dict(record.payload or {}))
+        no_sparse = qm.Filter(must=must, must_not=[qm.HasVectorCondition(has_vector=SPARSE)])
+        for batch in self._scroll(no_sparse, INVENTORY_FIELDS + TEXT_FIELDS):
+            for record in batch:
+                counts.without_sparse(dict(record.payload or {}))
+        return counts.result(lambda document_id: self._entry(tenant_id, document_id))
+
+    def delete_versions(self, tenant_id: str, document_id: str, versions: list[int]) -> int:
+        """Remove every point of these versions of a document (``ChunkIndex.delete_versions``)."""
+        if not versions:
+            return 0
+        selection = qm.Filter(
+            must=[
+                _match("tenant_id", tenant_id),
+                _match("document_id", document_id),
+                qm.FieldCondition(key="version", match=qm.MatchAny(any=[int(v) for v in versions])),
+            ]
+        )
+        removed = self.client.count(self.collection, count_filter=selection, exact=True).count
+        if removed:
+            self.client.delete(self.collection, points_selector=qm.FilterSelector(filter=selection), wait=True)
+        return int(removed)
 
     def search(
         self,

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from ragstream_embedder.index import ChunkIndex, ChunkPoint, Hit, Mode
+from ragstream_embedder.index import ChunkIndex, ChunkPoint, Hit, Mode, VersionInventory
 
 T = TypeVar("T")
 
@@ -76,6 +76,19 @@ class AsyncIndex:
     async def count(self, tenant_id: str, document_id: str) -> dict[int, int]:
         result: dict[int, int] = await self._call(self._index.count, tenant_id, document_id)
         return result
+
+    async def inventory(self, tenant_id: str, collection_id: str | None = None) -> list[VersionInventory]:
+        result: list[VersionInventory] = await self._call(self._index.inventory, tenant_id, collection_id)
+        return result
+
+    async def delete_versions(self, tenant_id: str, document_id: str, versions: list[int]) -> int:
+        result: int = await self._call(self._index.delete_versions, tenant_id, document_id, versions)
+        return result
+
+    @property
+    def engine(self) -> str:
+        """Which engine answers: ``edge``, ``qdrant-local`` or ``qdrant-server``."""
+        return str(getattr(self._index, "engine", type(self._index).__name__))
 
     async def close(self) -> None:
         await self._call(self._index.close)

@@ -11,6 +11,7 @@ from ragstream_core.runtime import error_handlers, error_response
 from ragstream_gateway.api import router as documents_router
 from ragstream_gateway.batch_api import router as batch_router
 from ragstream_gateway.collections_api import router as collections_router
+from ragstream_gateway.consistency_api import router as consistency_router
 from ragstream_gateway.direct_upload_api import router as direct_upload_router
 from ragstream_gateway.jobs_api import router as jobs_router
 from ragstream_gateway.ports import GatewayPorts
@@ -45,4 +46,5 @@ def create_app(ports: GatewayPorts, *, progress_url: str) -> FastAPI:
     app.add_middleware(RejectOversized, limit=ports.settings.max_upload_bytes)
     for router in (documents_router, collections_router, batch_router, direct_upload_router, jobs_router, web_router):
         app.include_router(router)
+    app.include_router(consistency_router)
     return app

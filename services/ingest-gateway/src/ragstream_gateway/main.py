@@ -20,6 +20,8 @@ from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
 from ragstream_gateway.app import create_app
+from ragstream_gateway.consistency import ConsistencyCheck, NatsIndexAdmin
+from ragstream_gateway.consistency_repository import ConsistencyRepository
 from ragstream_gateway.direct_upload import sweep_uploads_until
 from ragstream_gateway.grpc_api import IngestServicer
 from ragstream_gateway.handlers import republish_unpublished
@@ -53,6 +55,12 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
     )
     await bus.job_control()
     app = create_app(ports, progress_url=settings.progress_url)
+    app.state.consistency = ConsistencyCheck(
+        ConsistencyRepository(pool),
+        ports.objects,
+        NatsIndexAdmin(bus, timeout_s=settings.index_timeout_s),
+        min_age_s=settings.consistency_min_age_s,
+    )
 
     ops_routes(
         app, {"nats": bus.check, "postgres": functools.partial(check_pool, pool), "objects": ports.objects.check}

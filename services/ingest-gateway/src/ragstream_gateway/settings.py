@@ -49,3 +49,10 @@ class GatewaySettings(BaseSettings):
     stall_after_s: float = Field(600.0, gt=0, description="A released job with no event this long is re-driven.")
     stall_check_s: float = Field(30.0, gt=0, description="How often the scheduler looks for stalled jobs.")
     max_redrives: int = Field(2, ge=0, description="Re-drives of a stalled job before it fails with the reason.")
+    consistency_min_age_s: float = Field(
+        300.0,
+        ge=0,
+        description="The consistency check leaves objects younger than this, and points of documents deleted"
+        " more recently, alone (an upload or a delete may still be under way).",
+    )
+    index_timeout_s: float = Field(60.0, gt=0, description="Time the embedder has to answer an index request.")

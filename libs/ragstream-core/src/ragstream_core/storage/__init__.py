@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import BinaryIO, Protocol
 
 from ragstream_core.settings import CoreSettings
+from ragstream_core.storage.listing import ObjectInfo
 from ragstream_core.storage.local import LocalObjectStore
 from ragstream_core.storage.s3 import S3ObjectStore
 
-__all__ = ["LocalObjectStore", "ObjectStore", "S3ObjectStore", "open_object_store"]
+__all__ = ["LocalObjectStore", "ObjectInfo", "ObjectStore", "S3ObjectStore", "open_object_store"]
 
 
 class ObjectStore(Protocol):
@@ -42,6 +44,12 @@ class ObjectStore(Protocol):
 
     async def check(self) -> None:
         """Raise ``DependencyUnavailable`` when the store cannot be reached."""
+
+    def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every stored object whose key starts with ``prefix`` (a string prefix, as in S3), a page
+        at a time (memory stays flat), in no promised order; writes in progress are not listed.
+        """
+        ...
 
 
 def open_object_store(settings: CoreSettings) -> ObjectStore:

@@ -6,10 +6,13 @@ import asyncio
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from ragstream_core.errors import DependencyUnavailable, InvalidInput, NotFound
+from ragstream_core.storage.listing import PAGE, ObjectInfo
 
 _CHUNK = 1024 * 1024
 
@@ -83,3 +86,36 @@ class LocalObjectStore:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DependencyUnavailable(f"object directory {self.root} is not writable: {exc}") from exc
+
+    def _walk(self, prefix: str) -> Iterator[list[ObjectInfo]]:
+        """Pages of the objects under ``prefix``; temporary files of writes in progress are skipped."""
+        root = self.root.resolve()
+        start = root / prefix.rsplit("/", 1)[0] if "/" in prefix else root
+        if not start.resolve().is_relative_to(root):
+            raise InvalidInput(f"prefix {prefix!r} leaves the store; prefixes are relative paths")
+        page: list[ObjectInfo] = []
+        for folder, dirs, files in os.walk(start):
+            dirs.sort()
+            for name in sorted(files):
+                if name.startswith(".tmp-"):
+                    continue
+                path = Path(folder) / name
+                key = path.relative_to(root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+                page.append(ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)))
+                if len(page) >= PAGE:
+                    yield page
+                    page = []
+        if page:
+            yield page
+
+    async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        pages = self._walk(prefix)
+        while page := await asyncio.to_thread(next, pages, None):
+            for info in page:
+                yield info

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import io
-from datetime import timedelta
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from minio import Minio
 from minio.error import S3Error
 
 from ragstream_core.errors import DependencyUnavailable, NotFound
+from ragstream_core.storage.listing import PAGE, ObjectInfo
 
 _PART = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
@@ -137,3 +140,26 @@ class S3ObjectStore:
             await asyncio.to_thread(self._ensure_bucket)
         except Exception as exc:
             raise DependencyUnavailable(f"S3 bucket {self.bucket!r} is unreachable: {exc}") from exc
+
+    async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        await asyncio.to_thread(self._ensure_bucket)
+        # the client pages through ListObjectsV2 lazily: each slice is taken on a worker thread
+        listing = self.client.list_objects(self.bucket, prefix=prefix, recursive=True)
+
+        def next_page() -> list[ObjectInfo] | None:
+            page = list(itertools.islice(listing, PAGE))
+            if not page:
+                return None
+            return [
+                ObjectInfo(
+                    str(o.object_name),
+                    int(o.size or 0),
+                    o.last_modified.astimezone(UTC) if o.last_modified else datetime.now(UTC),
+                )
+                for o in page
+                if o.object_name and not o.is_dir
+            ]
+
+        while (page := await asyncio.to_thread(next_page)) is not None:
+            for info in page:
+                yield info
