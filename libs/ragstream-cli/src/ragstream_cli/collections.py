@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.markup import escape
 
@@ -12,6 +12,13 @@ from ragstream_cli.api import Api
 from ragstream_cli.errors import ExitCode, Refused
 from ragstream_cli.render import emit_json, format_seconds, format_value, out_console, short_time, table
 from ragstream_cli.runner import JsonOption, run
+
+
+class Chunking(StrEnum):
+    structure = "structure"
+    tokens = "tokens"
+    markdown = "markdown"
+
 
 app = typer.Typer(help="Collections and their settings.", no_args_is_help=True)
 
@@ -50,13 +57,12 @@ def create_collection(
     collection_id: Annotated[str, typer.Argument(help="1-64 letters, digits, '_', '-' or '.'.")],
     description: Annotated[str, typer.Option("--description", help="Shown in lists.")] = "",
     chunking: Annotated[
-        str,
+        Chunking,
         typer.Option(
             "--chunking",
-            click_type=click.Choice(["structure", "tokens", "markdown"]),
             help="structure (headings kept), tokens (fixed windows) or markdown (one chunk per section).",
         ),
-    ] = "structure",
+    ] = Chunking.structure,
     embed_columns: Annotated[
         list[str] | None, typer.Option("--embed-column", help="Tabular sources: a column to embed (repeat).")
     ] = None,
@@ -71,7 +77,7 @@ def create_collection(
         body = {
             "collection_id": collection_id,
             "description": description,
-            "chunking": chunking,
+            "chunking": chunking.value,
             "embed_columns": embed_columns or [],
             "context_columns": context_columns or [],
         }
@@ -79,7 +85,7 @@ def create_collection(
         if as_json:
             emit_json(created)
         else:
-            out_console().print(f"created collection [bold]{escape(collection_id)}[/] (chunking {escape(chunking)})")
+            out_console().print(f"created collection [bold]{escape(collection_id)}[/] (chunking {chunking.value})")
         return ExitCode.OK
 
     run(ctx, work, as_json=as_json)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -14,9 +14,17 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from ragstream_cli.api import Api
 from ragstream_cli.errors import ExitCode
-from ragstream_cli.ingest import PRIORITIES, FileResult, counts, expand_paths, ingest, ingest_exit_code, summary_table
+from ragstream_cli.ingest import FileResult, counts, expand_paths, ingest, ingest_exit_code, summary_table
 from ragstream_cli.render import emit_json, format_bytes, format_seconds, out_console, styled_status
 from ragstream_cli.runner import JsonOption, run
+
+
+class Priority(StrEnum):
+    """The CLI's lanes (``low`` is the gateway's ``bulk``)."""
+
+    high = "high"
+    normal = "normal"
+    low = "low"
 
 
 class IngestBars:
@@ -91,14 +99,13 @@ def ingest_command(
     paths: Annotated[list[str], typer.Argument(help="Files, directories or glob patterns ('docs/**/*.pdf').")],
     collection: Annotated[str, typer.Option("--collection", "-c", help="The collection to add the files to.")],
     priority: Annotated[
-        str,
+        Priority,
         typer.Option(
             "--priority",
             "-p",
-            click_type=click.Choice(list(PRIORITIES)),
             help="Lane of the jobs: high (interactive), normal, low (bulk imports).",
         ),
-    ] = "normal",
+    ] = Priority.normal,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Follow the jobs until every file is done.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Process files again even if their bytes are known.")] = False,
     parallel: Annotated[int, typer.Option("--parallel", min=1, max=32, help="Uploads at once.")] = 4,
@@ -121,7 +128,7 @@ def ingest_command(
                 api,
                 files,
                 collection=collection,
-                priority=priority,
+                priority=priority.value,
                 wait=wait,
                 force=force,
                 parallel=parallel,
