@@ -87,7 +87,7 @@ def test_ingest_wait_indexes_three_files_and_ends_with_a_summary(ingested: tuple
     assert f"{collection}: 3 indexed" in output
     for path in THREE:
         row = row_of(output, Path(path).name)
-        assert re.search(r"│ indexed\s+│ 1\s+│ \d+\s+│ [\d.]+s", row), row
+        assert re.search(r" indexed\s+1\s+\d+\s+[\d.]+s ", row), row
 
 
 def test_a_corrupt_pdf_fails_with_its_reason_and_exit_1_an_empty_file_is_refused(
@@ -120,9 +120,7 @@ def test_a_failure_shows_its_reason_in_the_summary_table(stack: Stack, tmp_path:
 
     assert result.returncode == 1
     assert "broken.pdf: failed" in result.stdout  # the line printed when it was done
-    assert re.search(
-        r"│ failed\s+│ 1\s+│ -?\s*│ [\d.]+s\s+│ parsing: .*broken\.pdf", row_of(result.stdout, "broken.pdf")
-    )
+    assert re.search(r" failed\s+1\s+-\s+[\d.]+s\s+parsing: .*broken\.pdf", row_of(result.stdout, "broken.pdf"))
 
 
 def test_docs_list_show_and_versions_answer_json(stack: Stack, ingested: tuple[str, str], tmp_path: Path) -> None:
@@ -152,7 +150,7 @@ def test_docs_show_prints_the_versions_table_and_an_unknown_document_exits_1(
 
     assert shown.returncode == 0
     assert "duck.md" in shown.stdout
-    assert re.search(r"│ 1\s+│ v1\s+│ indexed", shown.stdout), shown.stdout
+    assert re.search(r" 1\s+v1\s+indexed ", shown.stdout), shown.stdout
     assert unknown.returncode == 1
     assert "document 'no-such-document' does not exist (HTTP 404 NotFound)" in unknown.stderr
     assert "Traceback" not in unknown.stderr
@@ -172,7 +170,7 @@ def test_ask_streams_an_answer_citing_the_right_document(
     assert answer["citations"][0]["file_name"] == "duck.md"
     assert "swimming" in answer["answer"].lower()
     assert text.stdout.startswith(answer["answer"]), "the streamed text is the answer"
-    assert re.search(r"│ \[1\]\*\s+│ duck\.md", text.stdout), text.stdout
+    assert re.search(r" \[1\]\*\s+duck\.md ", text.stdout), text.stdout
 
 
 def test_delete_wait_removes_the_document(stack: Stack, corpus: Path, tmp_path: Path) -> None:

@@ -74,3 +74,16 @@ def test_4xx_is_refused_with_exit_1_and_5xx_a_server_error_with_exit_4() -> None
 def test_an_unauthorised_answer_points_at_the_api_key() -> None:
     with pytest.raises(Refused, match="check RAGSTREAM_API_KEY"):
         raise_for_answer(httpx.Response(401), {"detail": "missing key"})
+
+
+def test_long_texts_are_cut_in_tables_and_ids_stay_whole() -> None:
+    console = Console(width=80, record=True, color_system=None)
+    reason = "Docling could not read 'scan.pdf': " + "x" * 200
+    document = "765517e8-77b0-4fe9-89aa-b3c72bca9b49"
+
+    console.print(table(None, ("file", "document", "error"), [("scan.pdf", document, reason)]))
+
+    text = console.export_text()
+    assert document in text
+    assert "x" * 200 not in "".join(text.split())
+    assert "…" in text

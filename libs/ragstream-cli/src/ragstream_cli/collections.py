@@ -115,8 +115,8 @@ def show_collection(
         percent = progress.get("percent") or {}
         summary = ", ".join(f"{n} {state}" for state, n in jobs.items() if n) or "none"
         console.print(f"  jobs: {progress.get('total', 0)} ({escape(summary)})")
-        eta = format_seconds(progress.get("eta_seconds"))
-        console.print(f"  percent: {format_value(percent.get('jobs'))}% of jobs, eta {eta}")
+        eta = f", eta {format_seconds(progress['eta_seconds'])}" if progress.get("eta_seconds") else ""
+        console.print(f"  percent: {format_value(percent.get('jobs'))}% of jobs{eta}")
         return ExitCode.OK
 
     run(ctx, work, as_json=as_json)

@@ -67,12 +67,11 @@ def list_documents(
                 d["status"],
                 d.get("chunk_count"),
                 format_bytes(d.get("size_bytes")),
-                d.get("uploaded_by"),
-                short_time(d.get("created_at")),
+                short_time(d.get("created_at"))[:10],
             )
             for d in documents
         ]
-        columns = ("document", "file", "version", "status", "chunks", "size", "by", "created")
+        columns = ("document", "file", "version", "status", "chunks", "size", "created")
         out_console().print(table(f"{collection}: {len(rows)} documents", columns, rows, status_column=3))
         return ExitCode.OK
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ragstream_cli.api import Api
 from ragstream_cli.errors import ExitCode
-from ragstream_cli.feed import job_changes
+from ragstream_cli.feed import FINAL, job_changes
 from ragstream_cli.render import (
     emit_json,
     emit_json_line,
@@ -24,27 +24,33 @@ from ragstream_cli.render import (
 )
 from ragstream_cli.runner import JsonOption, run
 
-COLUMNS = ("job", "file", "collection", "status", "stage", "percent", "eta", "updated", "error")
+COLUMNS = ("job", "file", "collection", "status", "%", "eta", "updated", "error")
 
 
 def job_row(job: dict[str, Any]) -> tuple[Any, ...]:
     error = job.get("error") or {}
-    paused = " (paused)" if job.get("paused") else ""
+    status = str(job["status"])
+    if job.get("stage") and job["stage"] != status:
+        status += f" ({job['stage']})"
+    if job.get("paused"):
+        status += " paused"
     return (
         job["job_id"],
         job.get("file_name"),
         job.get("collection_id"),
-        f"{job['status']}{paused}",
-        job.get("stage"),
+        status,
         f"{job.get('percent') or 0:.0f}%",
-        format_seconds(job.get("eta_seconds")),
-        short_time(job.get("updated_at")),
+        format_seconds(job.get("eta_seconds")) if job["status"] not in FINAL else "-",
+        short_time(job.get("updated_at"))[11:16],
         error.get("reason"),
     )
 
 
-def jobs_table(jobs: list[dict[str, Any]], *, title: str | None = None) -> Table:
-    return table(title, COLUMNS, [job_row(j) for j in jobs], status_column=3)
+def jobs_table(jobs: list[dict[str, Any]], *, title: str | None = None, collection: str | None = None) -> Table:
+    """The jobs; without the collection column when every job is of ``collection``."""
+    keep = [i for i, name in enumerate(COLUMNS) if not (collection and name == "collection")]
+    rows = [[row[i] for i in keep] for row in (job_row(j) for j in jobs)]
+    return table(title, [COLUMNS[i] for i in keep], rows, status_column=keep.index(3))
 
 
 def jobs_command(
@@ -77,7 +83,7 @@ def jobs_command(
         elif not body["jobs"]:
             out_console().print("no jobs match; upload files with `ragstream ingest FILES -c COLLECTION`")
         else:
-            out_console().print(jobs_table(body["jobs"]))
+            out_console().print(jobs_table(body["jobs"], collection=collection))
         return ExitCode.OK
 
     async def following(api: Api) -> ExitCode:
@@ -88,7 +94,7 @@ def jobs_command(
 
         def view() -> Table:
             newest = sorted(seen.values(), key=lambda j: j.get("updated_at") or "", reverse=True)[:limit]
-            return jobs_table(newest, title="jobs (live; Ctrl-C to stop)")
+            return jobs_table(newest, title="jobs (live; Ctrl-C to stop)", collection=collection)
 
         screen = Live(view(), console=console, auto_refresh=False) if console.is_terminal and not as_json else None
         with screen or contextlib.nullcontext():

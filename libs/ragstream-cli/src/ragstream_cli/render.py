@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -83,23 +84,71 @@ def format_value(value: Any) -> str:
 
 
 def styled_status(status: str) -> str:
-    """The status as rich markup, coloured by what it means."""
-    style = STATUS_STYLE.get(status)
+    """The status as rich markup, coloured by what it means (its first word)."""
+    style = STATUS_STYLE.get(status.split(" ", 1)[0])
     return f"[{style}]{escape(status)}[/]" if style else escape(status)
 
 
+#: columns of ids, never wrapped (copied into the next command)
+UNWRAPPED = frozenset({"document", "job", "seq", "#"})
+#: columns kept at least this wide (up to their widest cell) when the terminal is narrow
+KEEP_WIDTH = {"file": 16, "error": 16, "reason": 16}
+#: columns left out, in this order, when a table would not fit the terminal (``--json`` has all)
+DROPPABLE = (
+    "sha256",
+    "by",
+    "label",
+    "created",
+    "updated",
+    "deliveries",
+    "eta",
+    "size",
+    "collection",
+    "pages",
+    "reason",
+)
+#: columns of free text, cut in tables (``--json`` has them whole)
+CUT_AT = {"error": 100, "reason": 100, "detail": 120, "description": 60}
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def table(
-    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, status_column: int = -1
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    status_column: int = -1,
+    width: int | None = None,
 ) -> Table:
-    """A table of ``rows``; the cells are text (escaped), the status column coloured."""
-    result = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        result.add_column(column, overflow="fold")
-    for row in rows:
-        cells = [escape(format_value(cell)) for cell in row]
-        if 0 <= status_column < len(row):
+    """A table of ``rows``; the cells are text (escaped), ids unwrapped, long texts cut, the status
+    column coloured. Columns of ``DROPPABLE`` are left out, in its order, until the rest fits in
+    ``width`` (default: the terminal's)."""
+    texts = [[cut(format_value(cell), CUT_AT.get(name, 10_000)) for name, cell in zip(columns, row, strict=False)]
+             for row in rows]  # fmt: skip
+    widest = [max([len(column), *(len(r[i]) for r in texts if i < len(r))]) for i, column in enumerate(columns)]
+    least = [
+        w if c in UNWRAPPED else min(w, max(len(c), KEEP_WIDTH.get(c, 10)))
+        for c, w in zip(columns, widest, strict=True)
+    ]
+    keep = list(range(len(columns)))
+    room = width or Console().width
+    for name in DROPPABLE:
+        if sum(least[i] + 3 for i in keep) <= room:
+            break
+        keep = [i for i in keep if columns[i] != name]
+    result = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    for i in keep:
+        whole = columns[i] in UNWRAPPED
+        result.add_column(columns[i], overflow="fold", no_wrap=whole, min_width=least[i])
+    for row, text in zip(rows, texts, strict=True):
+        cells = {i: escape(text[i]) for i in keep if i < len(text)}
+        if status_column in cells:
             cells[status_column] = styled_status(format_value(row[status_column]))
-        result.add_row(*cells)
+        result.add_row(*cells.values())
     return result
 
 
