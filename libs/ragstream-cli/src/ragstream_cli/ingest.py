@@ -270,7 +270,8 @@ def summary_table(results: Sequence[FileResult], *, title: str) -> Table:
     rows = [
         (r.file_name, r.status, r.version, r.chunks, format_seconds(r.seconds), r.error, r.document_id) for r in results
     ]
-    return table(title, ("file", "status", "version", "chunks", "time", "error", "document"), rows, status_column=1)
+    columns = ("file", "status", "version", "chunks", "time", "error", "document")
+    return table(title, columns, rows, status_column=1, droppable=("document",))
 
 
 def ingest_exit_code(results: Sequence[FileResult], *, wait: bool) -> ExitCode:

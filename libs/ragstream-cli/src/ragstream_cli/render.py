@@ -92,21 +92,9 @@ def styled_status(status: str) -> str:
 #: columns of ids, never wrapped (copied into the next command)
 UNWRAPPED = frozenset({"document", "job", "seq", "#"})
 #: columns kept at least this wide (up to their widest cell) when the terminal is narrow
-KEEP_WIDTH = {"file": 16, "error": 16, "reason": 16}
+KEEP_WIDTH = {"file": 18, "error": 16, "reason": 16}
 #: columns left out, in this order, when a table would not fit the terminal (``--json`` has all)
-DROPPABLE = (
-    "sha256",
-    "by",
-    "label",
-    "created",
-    "updated",
-    "deliveries",
-    "eta",
-    "size",
-    "collection",
-    "pages",
-    "reason",
-)
+DROPPABLE = ("sha256", "by", "label", "created", "updated", "at", "replayed", "deliveries", "eta", "size", "collection")
 #: columns of free text, cut in tables (``--json`` has them whole)
 CUT_AT = {"error": 100, "reason": 100, "detail": 120, "description": 60}
 
@@ -123,9 +111,10 @@ def table(
     *,
     status_column: int = -1,
     width: int | None = None,
+    droppable: Sequence[str] = DROPPABLE,
 ) -> Table:
     """A table of ``rows``; the cells are text (escaped), ids unwrapped, long texts cut, the status
-    column coloured. Columns of ``DROPPABLE`` are left out, in its order, until the rest fits in
+    column coloured. Columns of ``droppable`` are left out, in its order, until the rest fits in
     ``width`` (default: the terminal's)."""
     texts = [[cut(format_value(cell), CUT_AT.get(name, 10_000)) for name, cell in zip(columns, row, strict=False)]
              for row in rows]  # fmt: skip
@@ -136,7 +125,7 @@ def table(
     ]
     keep = list(range(len(columns)))
     room = width or Console().width
-    for name in DROPPABLE:
+    for name in droppable:
         if sum(least[i] + 3 for i in keep) <= room:
             break
         keep = [i for i in keep if columns[i] != name]
