@@ -276,12 +276,15 @@ def test_verify_reports_a_consistent_system(stack: Stack, ingested: tuple[str, s
 
     report = as_json(ragstream(stack, tmp_path, "verify", "--collection", collection, "--json"))
     text = ragstream(stack, tmp_path, "verify", "--collection", collection)
+    repaired = as_json(ragstream(stack, tmp_path, "verify", "--repair", "--collection", collection, "--json"))
 
     assert report["consistent"] is True
     assert report["checked"]["documents"] == 3
     assert report["problems"] == []
     assert text.returncode == 0
     assert "consistent" in text.stdout
+    assert repaired["consistent"] is True, "nothing to repair on a healthy collection"
+    assert repaired["repaired"] == []
 
 
 @pytest.mark.parametrize(

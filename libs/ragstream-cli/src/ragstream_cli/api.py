@@ -11,6 +11,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 
@@ -20,6 +21,11 @@ from ragstream_cli.sse import SseEvent, parse_sse
 
 Service = Literal["gateway", "progress", "chat"]
 _SETTING: dict[Service, str] = {"gateway": "url", "progress": "progress_url", "chat": "chat_url"}
+
+
+def segment(value: str) -> str:
+    """``value`` as one path segment: a ``/`` or ``?`` in an id cannot reach another route."""
+    return quote(value, safe="")
 
 
 def error_message(status: int, body: Any) -> str:
@@ -168,4 +174,4 @@ def event_json(event: SseEvent) -> dict[str, Any]:
     return data
 
 
-__all__ = ["Api", "CliError", "Service", "error_message", "event_json", "raise_for_answer"]
+__all__ = ["Api", "CliError", "Service", "error_message", "event_json", "raise_for_answer", "segment"]

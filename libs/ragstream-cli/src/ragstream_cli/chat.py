@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ragstream_cli.api import Api, event_json
+from ragstream_cli.api import Api, event_json, segment
 from ragstream_cli.errors import ExitCode, ServerFailed
 from ragstream_cli.render import emit_json, out_console, table
 from ragstream_cli.runner import run
@@ -45,7 +45,7 @@ async def ask(
     if conversation_id:
         body["conversation_id"] = conversation_id
     result: dict[str, Any] | None = None
-    async with api.events("chat", "POST", f"/v1/collections/{collection}/chat", json_body=body) as events:
+    async with api.events("chat", "POST", f"/v1/collections/{segment(collection)}/chat", json_body=body) as events:
         async for event in events:
             data = event_json(event)
             if event.event == "delta" and not as_json:

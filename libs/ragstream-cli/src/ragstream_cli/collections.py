@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from ragstream_cli.api import Api
+from ragstream_cli.api import Api, segment
 from ragstream_cli.errors import ExitCode, Refused
 from ragstream_cli.render import emit_json, format_seconds, format_value, out_console, short_time, table
 from ragstream_cli.runner import JsonOption, run
@@ -100,8 +100,8 @@ def show_collection(
     """A collection's settings and the progress of its jobs."""
 
     async def work(api: Api) -> ExitCode:
-        body = await api.call("gateway", "GET", f"/v1/collections/{collection_id}")
-        progress = await api.call("progress", "GET", f"/v1/collections/{collection_id}/progress")
+        body = await api.call("gateway", "GET", f"/v1/collections/{segment(collection_id)}")
+        progress = await api.call("progress", "GET", f"/v1/collections/{segment(collection_id)}/progress")
         if as_json:
             emit_json({**body, "progress": progress})
             return ExitCode.OK
@@ -139,7 +139,7 @@ def delete_collection(
     async def work(api: Api) -> ExitCode:
         params = {"cascade": "true" if cascade else None, "cancel": "true" if cancel else None}
         try:
-            body = await api.call("gateway", "DELETE", f"/v1/collections/{collection_id}", params=params)
+            body = await api.call("gateway", "DELETE", f"/v1/collections/{segment(collection_id)}", params=params)
         except Refused as exc:
             if exc.status == 409 and not cascade:
                 raise Refused(f"{exc}; pass --cascade", status=exc.status, body=exc.body) from None

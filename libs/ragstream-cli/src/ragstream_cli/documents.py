@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from ragstream_cli.api import Api
+from ragstream_cli.api import Api, segment
 from ragstream_cli.errors import ExitCode, Refused
 from ragstream_cli.feed import wait_for_jobs
 from ragstream_cli.render import emit_json, format_bytes, out_console, short_time, table
@@ -49,7 +49,9 @@ def list_documents(
     """The newest version of each document of a collection."""
 
     async def work(api: Api) -> ExitCode:
-        body = await api.call("gateway", "GET", f"/v1/collections/{collection}/documents", params={"limit": limit})
+        body = await api.call(
+            "gateway", "GET", f"/v1/collections/{segment(collection)}/documents", params={"limit": limit}
+        )
         if as_json:
             emit_json(body)
             return ExitCode.OK
@@ -87,7 +89,7 @@ def show_document(
     """A document: name, collection and every version."""
 
     async def work(api: Api) -> ExitCode:
-        body = await api.call("gateway", "GET", f"/v1/documents/{document_id}")
+        body = await api.call("gateway", "GET", f"/v1/documents/{segment(document_id)}")
         if as_json:
             emit_json(body)
             return ExitCode.OK
@@ -113,7 +115,7 @@ def document_versions(
     """Every version of a document, oldest first."""
 
     async def work(api: Api) -> ExitCode:
-        body = await api.call("gateway", "GET", f"/v1/documents/{document_id}/versions")
+        body = await api.call("gateway", "GET", f"/v1/documents/{segment(document_id)}/versions")
         if as_json:
             emit_json(body)
         else:
@@ -158,7 +160,10 @@ def delete_documents(
         for document_id in document_ids:
             try:
                 body = await api.call(
-                    "gateway", "DELETE", f"/v1/documents/{document_id}", params={"cancel": "true" if cancel else None}
+                    "gateway",
+                    "DELETE",
+                    f"/v1/documents/{segment(document_id)}",
+                    params={"cancel": "true" if cancel else None},
                 )
             except Refused as exc:
                 rows.append({"document_id": document_id, "status": "refused", "job_id": None, "error": str(exc)})

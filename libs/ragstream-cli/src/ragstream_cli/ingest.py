@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from rich.table import Table
 
-from ragstream_cli.api import Api
+from ragstream_cli.api import Api, segment
 from ragstream_cli.errors import ExitCode, Refused, UsageProblem
 from ragstream_cli.feed import FINAL, job_changes
 from ragstream_cli.render import format_seconds, table
@@ -155,7 +155,7 @@ async def upload_file(
             body = await api.call(
                 "gateway",
                 "POST",
-                f"/v1/collections/{collection}/documents",
+                f"/v1/collections/{segment(collection)}/documents",
                 params=params,
                 files={"file": (result.file_name, reader)},
             )
@@ -177,7 +177,7 @@ async def check_collection(api: Api, collection: str) -> None:
     """Refuse a collection id the gateway would refuse, before any upload (a missing collection
     is fine: the first upload creates it)."""
     try:
-        await api.call("gateway", "GET", f"/v1/collections/{collection}")
+        await api.call("gateway", "GET", f"/v1/collections/{segment(collection)}")
     except Refused as exc:
         if exc.status == 404:
             return
