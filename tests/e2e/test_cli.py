@@ -123,6 +123,27 @@ def test_a_failure_shows_its_reason_in_the_summary_table(stack: Stack, tmp_path:
     assert re.search(r" failed\s+1\s+-\s+[\d.]+s\s+parsing: .*broken\.pdf", row_of(result.stdout, "broken.pdf"))
 
 
+def test_ctrl_c_during_ingest_wait_sums_up_so_far_and_exits_130(stack: Stack, corpus: Path, tmp_path: Path) -> None:
+    (tmp_path / "broken.pdf").write_bytes(BROKEN_PDF)
+    command = [str(RAGSTREAM), "ingest", str(tmp_path / "broken.pdf"), str(corpus / "pdf" / "normal_4pages.pdf")]
+    ingest = subprocess.Popen(
+        [*command, "-c", new_id("cli-int"), "--wait"],
+        env=environment(stack, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert ingest.stdout is not None
+    first = ingest.stdout.readline()  # the broken file is done long before the 88-chunk PDF
+    ingest.send_signal(signal.SIGINT)
+    out, _ = ingest.communicate(timeout=60)
+
+    assert first.startswith("broken.pdf: failed")
+    assert ingest.returncode == 130
+    assert "interrupted: uploaded files go on; follow them with `ragstream jobs --batch cli-" in out
+    assert " failed " in row_of(out, "broken.pdf")
+
+
 def test_docs_list_show_and_versions_answer_json(stack: Stack, ingested: tuple[str, str], tmp_path: Path) -> None:
     collection, _ = ingested
 

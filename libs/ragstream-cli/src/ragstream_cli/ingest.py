@@ -173,6 +173,11 @@ async def upload_file(
     on_change(result)
 
 
+def new_batch_id() -> str:
+    """A batch id of its own for one ``ingest`` (its jobs are watched and steered together)."""
+    return f"cli-{uuid.uuid4().hex[:16]}"
+
+
 async def check_collection(api: Api, collection: str) -> None:
     """Refuse a collection id the gateway would refuse, before any upload (a missing collection
     is fine: the first upload creates it)."""
@@ -197,11 +202,12 @@ async def ingest(
     parallel: int = 4,
     timeout_s: float | None = None,
     on_change: Callable[[FileResult], None] = lambda _: None,
+    batch_id: str | None = None,
 ) -> tuple[str, list[FileResult]]:
     """Upload ``paths`` as one batch (``parallel`` at a time); with ``wait`` follow their jobs
     until each is final or ``timeout_s`` passes. Returns the batch id and each file's result."""
     await check_collection(api, collection)
-    batch_id = f"cli-{uuid.uuid4().hex[:16]}"
+    batch_id = batch_id or new_batch_id()
     results = [FileResult(path=p, size=p.stat().st_size) for p in paths]
     for result in results:
         on_change(result)

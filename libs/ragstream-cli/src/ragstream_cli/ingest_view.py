@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -14,7 +15,15 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from ragstream_cli.api import Api
 from ragstream_cli.errors import ExitCode
-from ragstream_cli.ingest import FileResult, counts, expand_paths, ingest, ingest_exit_code, summary_table
+from ragstream_cli.ingest import (
+    FileResult,
+    counts,
+    expand_paths,
+    ingest,
+    ingest_exit_code,
+    new_batch_id,
+    summary_table,
+)
 from ragstream_cli.render import emit_json, format_bytes, format_seconds, out_console, styled_status
 from ragstream_cli.runner import JsonOption, run
 
@@ -123,31 +132,45 @@ def ingest_command(
         view: IngestBars | IngestLines | None = None
         if not as_json:
             view = IngestBars(console, len(files)) if console.is_terminal else IngestLines(console)
-        with view or IngestLines(console):
-            batch_id, results = await ingest(
-                api,
-                files,
-                collection=collection,
-                priority=priority.value,
-                wait=wait,
-                force=force,
-                parallel=parallel,
-                timeout_s=timeout,
-                on_change=view.update if view else lambda _: None,
-            )
-        if as_json:
-            emit_json(
-                {
-                    "collection_id": collection,
-                    "batch_id": batch_id,
-                    "counts": counts(results),
-                    "files": [r.as_json() for r in results],
-                }
-            )
-        else:
+        batch_id = new_batch_id()
+        seen: dict[Path, FileResult] = {}
+
+        def report(results: list[FileResult], *, batch_id: str, started: float, interrupted: bool) -> None:
+            if as_json:
+                body = {"collection_id": collection, "batch_id": batch_id, "counts": counts(results)}
+                emit_json({**body, "interrupted": interrupted, "files": [r.as_json() for r in results]})
+                return
             tally = ", ".join(f"{n} {status}" for status, n in sorted(counts(results).items()))
             elapsed = format_seconds(time.monotonic() - started)
             console.print(summary_table(results, title=f"{collection}: {tally} in {elapsed}"))
+            if interrupted:
+                console.print(
+                    f"interrupted: uploaded files go on; follow them with `ragstream jobs --batch {batch_id} --live`"
+                )
+
+        def changed(result: FileResult) -> None:
+            seen[result.path] = result
+            if view is not None:
+                view.update(result)
+
+        try:
+            with view or IngestLines(console):
+                _, results = await ingest(
+                    api,
+                    files,
+                    collection=collection,
+                    priority=priority.value,
+                    wait=wait,
+                    force=force,
+                    parallel=parallel,
+                    timeout_s=timeout,
+                    on_change=changed,
+                    batch_id=batch_id,
+                )
+        except asyncio.CancelledError:  # Ctrl-C: say what happened so far, and how to follow the rest
+            report(list(seen.values()), batch_id=batch_id, started=started, interrupted=True)
+            raise
+        report(results, batch_id=batch_id, started=started, interrupted=False)
         return ingest_exit_code(results, wait=wait)
 
     run(ctx, work, as_json=as_json)
