@@ -1,0 +1,3 @@
+from ragstream_cli.app import main
+
+main()
