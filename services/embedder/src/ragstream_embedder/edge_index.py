@@ -43,18 +43,22 @@ from ragstream_embedder.edge_build import BackgroundBuilder, recover
 from ragstream_embedder.edge_registry import CONFIG as REGISTRY_CONFIG
 from ragstream_embedder.edge_registry import EdgeRegistry
 from ragstream_embedder.index import (
+    CREATED_AT,
     DENSE,
     KEYWORD_FIELDS,
     RRF_K,
     SPARSE,
+    TAGS,
     ChunkPoint,
     DocumentDeleted,
     Hit,
     Mode,
     check_mode,
     chunk_payload,
+    newer_tags,
     newest_only,
     sparse_text,
+    tag_fields,
 )
 from ragstream_embedder.sparse import SparseEncoder
 from ragstream_embedder.term_stats import DocumentFrequencies, Scope
@@ -173,12 +177,12 @@ class EdgeIndex:
         self.chunks = _open_shard(path / CHUNKS_DIR, self._config)
         self.registry = EdgeRegistry(_open_shard(path / REGISTRY_DIR, REGISTRY_CONFIG))
         indexed = set(self.chunks.info().payload_schema)
-        for key in (*KEYWORD_FIELDS, "active"):
+        for key in (*KEYWORD_FIELDS, "active", TAGS, CREATED_AT):
             if key not in indexed:
                 schema: Any = qe.PayloadSchemaType.Keyword
                 if key == "tenant_id":
                     schema = qe.KeywordIndexParams(is_tenant=True)
-                elif key == "active":
+                elif key in ("active", CREATED_AT):
                     schema = qe.PayloadSchemaType.Integer
                 self.chunks.update(qe.UpdateOperation.create_field_index(key, schema))
         self.terms = DocumentFrequencies()
@@ -252,12 +256,13 @@ class EdgeIndex:
             self.terms.add(scope, terms, sign=-1)
         self._apply(qe.UpdateOperation.delete_points(list(ids)), len(ids))
 
-    def _activate_points(self, ids: list[str]) -> None:
+    def _activate_points(self, ids: list[str], tags: list[str] | None) -> None:
         for record in self.chunks.retrieve(list(ids), with_payload=True, with_vector=[SPARSE]):
             payload = record.payload or {}
             if payload.get("active") != 1:
                 self.terms.add((payload["tenant_id"], payload["collection_id"]), _terms(record.vector))
-        self._apply(qe.UpdateOperation.set_payload(list(ids), {"active": 1}), 0)
+        fields: dict[str, Any] = {"active": 1} | ({TAGS: tags} if tags is not None else {})
+        self._apply(qe.UpdateOperation.set_payload(list(ids), fields), 0)
 
     @_durable
     def upsert(self, points: list[ChunkPoint], vectors: NDArray[np.float32]) -> None:
@@ -305,7 +310,16 @@ class EdgeIndex:
         self._delete([point_id(document_id, version, i) for i in range(chunk_count)])
 
     @_durable
-    def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int:
+    def activate(
+        self,
+        tenant_id: str,
+        document_id: str,
+        version: int,
+        chunk_count: int,
+        *,
+        tags: list[str] | None = None,
+        tags_revision: int = 0,
+    ) -> int:
         """Make ``version`` the searchable one and delete the previously active version.
 
         Every step addresses points by id. Idempotent; a version older than the active one is
@@ -321,13 +335,33 @@ class EdgeIndex:
             self._delete(new_ids)
             return len(new_ids)
         if new_ids:
-            self._activate_points(new_ids)
+            self._activate_points(new_ids, newer_tags(active, tags_revision))
         stale: list[str] = []
         if active is not None and int(active["version"]) != version and not active.get("deleted"):
             stale = [point_id(document_id, int(active["version"]), i) for i in range(int(active["chunk_count"]))]
             self._delete(stale)
-        self.registry.put(tenant_id, document_id, {"version": version, "chunk_count": chunk_count})
+        entry = {"version": version, "chunk_count": chunk_count} | tag_fields(active, tags, tags_revision)
+        self.registry.put(tenant_id, document_id, entry)
         return len(stale)
+
+    @_durable
+    def set_tags(self, tenant_id: str, document_id: str, tags: list[str], revision: int) -> int:
+        """Replace the tags of every point of a document in place (``index.ChunkIndex.set_tags``).
+
+        One payload update by filter (no re-embedding, vectors untouched); the registry keeps
+        the revision, so an older change arriving late and a version still being embedded with
+        older tags both end with the newest tags.
+        """
+        entry = self.registry.get(tenant_id, document_id)
+        if entry is not None and (entry.get("deleted") or int(entry.get("tags_revision", 0)) >= revision):
+            return 0
+        document = qe.Filter(must=[_match("tenant_id", tenant_id), _match("document_id", document_id)])
+        points = self.chunks.count(qe.CountRequest(filter=document, exact=True))
+        if points:
+            self._apply(qe.UpdateOperation.set_payload_by_filter(document, {TAGS: list(tags)}), 0)
+        base = entry if entry is not None else {"version": 0, "chunk_count": 0}
+        self.registry.put(tenant_id, document_id, base | {"tags": list(tags), "tags_revision": revision})
+        return int(points)
 
     # -- reads
 
@@ -355,13 +389,32 @@ class EdgeIndex:
         mode: Mode = "hybrid",
         media_types: list[str] | None = None,
         file_names: list[str] | None = None,
+        tags: list[str] | None = None,
+        date_from: int | None = None,
+        date_to: int | None = None,
     ) -> list[Hit]:
         """The best active chunks of one collection (``index.ChunkIndex.search``)."""
         check_mode(mode)
         must: list[Any] = [_match("tenant_id", tenant_id), _match("collection_id", collection_id), _match("active", 1)]
-        for key, values in (("document_id", document_ids), ("media_type", media_types), ("file_name", file_names)):
+        for key, values in (
+            ("document_id", document_ids),
+            ("media_type", media_types),
+            ("file_name", file_names),
+            (TAGS, tags),
+        ):
             if values:
                 must.append(qe.FieldCondition(key=key, match=qe.MatchAny(list(values))))
+        if date_from is not None or date_to is not None:
+            # an integer field with an integer index: the range compares numbers (checked by the tests)
+            must.append(
+                qe.FieldCondition(
+                    key=CREATED_AT,
+                    range=qe.RangeFloat(
+                        gte=float(date_from) if date_from is not None else None,
+                        lte=float(date_to) if date_to is not None else None,
+                    ),
+                )
+            )
         chunks = qe.Filter(must=must)
         keywords = self.sparse.query(query)
         if mode == "hybrid" and not keywords.indices:

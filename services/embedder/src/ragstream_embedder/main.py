@@ -12,13 +12,13 @@ from fastapi import FastAPI
 
 from ragstream_core.bus import Bus
 from ragstream_core.events import SEARCH_SUBJECT
-from ragstream_core.proto.ragstream.v1.events_pb2 import DocDeleted, DocParsed
+from ragstream_core.proto.ragstream.v1.events_pb2 import DocDeleted, DocParsed, DocTagged
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchRequest
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
 from ragstream_embedder.engines import open_index
-from ragstream_embedder.handlers import embed_document, remove_document, search
+from ragstream_embedder.handlers import embed_document, remove_document, retag_document, search
 from ragstream_embedder.model import MiniLMEmbedder
 from ragstream_embedder.pooling import PooledModel
 from ragstream_embedder.settings import EmbedderSettings
@@ -83,6 +83,13 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
         durable="embedder-deletes",
         stage="deleting",
         handler=functools.partial(remove_document, ports=ports),
+    )
+    bus.consume(
+        DocTagged,
+        durable="embedder-tags",
+        stage="tagging",
+        handler=functools.partial(retag_document, ports=ports),
+        fail_jobs=False,  # a tag change is no job's
     )
     await bus.serve(SEARCH_SUBJECT, SearchRequest, functools.partial(search, ports=ports), queue="embedder")
     log.info("embedder.started", metrics_port=settings.metrics_port, model=model.name)
