@@ -38,7 +38,7 @@ def collection() -> str:
 
 
 async def upload(gateway: Gateway, name: str, text: str, tags: list[str] | None = None, *, collection: str) -> Any:
-    data: list[tuple[str, str]] = [("tags", t) for t in tags or []]
+    data: dict[str, list[str]] = {"tags": tags} if tags else {}
     return await gateway.client.post(
         f"/v1/collections/{collection}/documents", files={"file": (name, doc(text))}, data=data
     )
