@@ -232,10 +232,8 @@ async def search(request: SearchRequest, ports: EmbedderPorts) -> SearchResponse
             media_types=list(request.media_types) or None,
             file_names=list(request.file_names) or None,
             tags=list(request.tags) or None,
-            # whole seconds (as stored): a fractional start rounds up, so it never admits an earlier second
-            date_from=request.date_from.seconds + (request.date_from.nanos > 0)
-            if request.HasField("date_from")
-            else None,
+            # whole seconds, as stored: the bounds' seconds compare with the versions' (both included)
+            date_from=request.date_from.seconds if request.HasField("date_from") else None,
             date_to=request.date_to.seconds if request.HasField("date_to") else None,
         )
     except Exception as exc:  # the requester must get a reason, not a timeout
