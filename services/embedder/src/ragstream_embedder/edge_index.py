@@ -69,6 +69,7 @@ CHUNKS_DIR = "chunks"
 REGISTRY_DIR = "registry"
 _SCAN = 1000
 _NOT_COPIED = ["temp_segments"]  # a build's scratch space
+SEGMENTS = 8
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -138,7 +139,9 @@ class EdgeIndex:
 
     A ``index.ChunkIndex``. Thread-safe (one lock; the background builder takes it to copy and
     swap). ``optimize_idle_s``: how long writes must pause before a build; ``build_min_points``:
-    points written since the last build that make a new one worth it; ``indexing_threads``:
+    points written since the last build that make a new one worth it; ``build_tail_points``:
+    points written since the last build that start one even while writes go on (None: only
+    once they pause); ``indexing_threads``:
     threads of the HNSW build; ``indexing_threshold_kb``: segment size from which a segment
     gets an HNSW graph (the engine's default when None).
     """
@@ -152,6 +155,7 @@ class EdgeIndex:
         idf_per_collection: bool = True,
         optimize_idle_s: float = 5.0,
         build_min_points: int = 10_000,
+        build_tail_points: int | None = 20_000,
         indexing_threads: int = 1,
         indexing_threshold_kb: int | None = None,
     ) -> None:
@@ -168,9 +172,11 @@ class EdgeIndex:
             hnsw_config=qe.HnswIndexConfig(
                 m=16, ef_construct=100, full_scan_threshold=10_000, max_indexing_threads=indexing_threads
             ),
-            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=indexing_threshold_kb)
-            if indexing_threshold_kb is not None
-            else None,
+            # segments: each build indexes the new one and keeps the graphs of the others, merging only
+            # past SEGMENTS (the default, one per core, would merge and index everything again)
+            optimizers=qe.EdgeOptimizersConfig(
+                default_segment_number=SEGMENTS, indexing_threshold=indexing_threshold_kb
+            ),
             wal_enabled=False,
         )
         recover(path / CHUNKS_DIR)
@@ -188,7 +194,13 @@ class EdgeIndex:
         self.terms = DocumentFrequencies()
         for scope, terms in self._active_terms(qe.Filter(must=[_match("active", 1)])):
             self.terms.add(scope, terms)
-        self.builder = BackgroundBuilder(self, path / CHUNKS_DIR, idle_s=optimize_idle_s, min_points=build_min_points)
+        self.builder = BackgroundBuilder(
+            self,
+            path / CHUNKS_DIR,
+            idle_s=optimize_idle_s,
+            min_points=build_min_points,
+            tail_points=build_tail_points,
+        )
         self.builder.notify(self.chunks.count(qe.CountRequest(exact=True)))  # an interrupted build resumes
 
     # -- writes: every change of the chunk shard goes through _apply (journal, builder, IDF counts)

@@ -56,6 +56,7 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
             idf_per_collection=settings.sparse_idf_per_collection,
             optimize_idle_s=settings.edge_optimize_idle_s,
             indexing_threads=settings.edge_indexing_threads,
+            build_tail_points=settings.edge_build_tail_points or None,
         )
     )
     bus = await Bus.from_settings(core, service="embedder")
