@@ -231,7 +231,7 @@ async def search(request: SearchRequest, ports: EmbedderPorts) -> SearchResponse
             mode=mode,
             media_types=list(request.media_types) or None,
             file_names=list(request.file_names) or None,
-            tags=list(request.tags) or None,
+            tags=[t.strip().lower() for t in request.tags] or None,  # stored lower-cased
             # whole seconds, as stored: the bounds' seconds compare with the versions' (both included)
             date_from=request.date_from.seconds if request.HasField("date_from") else None,
             date_to=request.date_to.seconds if request.HasField("date_to") else None,
