@@ -287,3 +287,34 @@ def test_keyword_scores_match_qdrants_idf_modifier_over_the_collection(tmp_path:
     edge, local = scores
     assert edge == local
     assert edge[0][0][1] > 0
+
+
+def test_a_long_ingest_is_built_in_parts_while_it_goes_on_keeping_earlier_graphs(tmp_path: Path) -> None:
+    index = EdgeIndex(
+        path=tmp_path / "edge",
+        dimensions=DIM,
+        optimize_idle_s=3600,  # writes never pause long enough: only the tail rule can start a build
+        build_min_points=1 << 62,
+        build_tail_points=2_000,
+        indexing_threshold_kb=100,
+    )
+    try:
+        vectors = unit_vectors(6_000, seed=4)
+        built: list[tuple[int, int]] = []
+        for part in range(3):
+            for start in range(part * 2_000, (part + 1) * 2_000, 500):
+                indexed(index, f"doc-{start}", vectors[start : start + 500])
+            deadline = time.monotonic() + 600
+            while index.builder.swaps <= part and time.monotonic() < deadline:
+                time.sleep(0.05)  # polling for the background build the tail started
+            info = index.chunks.info()
+            built.append((info.indexed_vectors_count, info.segments_count))
+        (hit,) = index.search(vectors[4_321], tenant_id="t", collection_id="c", top_k=1, mode="dense")
+    finally:
+        index.close()
+
+    # each build indexed the new part (the count holds each point's dense and keyword vector) and
+    # kept the graphs of the earlier ones, in segments of their own
+    assert all(count >= 2 * 2_000 * (part + 1) for part, (count, _) in enumerate(built)), built
+    assert built[-1][1] >= 3, built
+    assert (hit.payload["document_id"], hit.payload["chunk_index"]) == ("doc-4000", 321)

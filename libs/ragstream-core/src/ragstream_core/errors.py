@@ -58,6 +58,10 @@ class ContentMismatch(InvalidInput):
     """The received bytes contradict what the client declared (size, SHA-256)."""
 
 
+class UnprocessableInput(InvalidInput):
+    """Well-formed, but a value is outside what is accepted (say, too many tags). Never retried."""
+
+
 class NotFound(RagstreamError):
     """The named resource does not exist (or is not visible to the caller)."""
 
@@ -95,6 +99,7 @@ ERROR_TABLE: dict[type[RagstreamError], ErrorMapping] = {
     UnsupportedMediaType: ErrorMapping(415, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
     ContentMismatch: ErrorMapping(422, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
     InvalidInput: ErrorMapping(400, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
+    UnprocessableInput: ErrorMapping(422, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
     Expired: ErrorMapping(410, grpc.StatusCode.NOT_FOUND, retry=False),
     NotFound: ErrorMapping(404, grpc.StatusCode.NOT_FOUND, retry=False),
     Forbidden: ErrorMapping(403, grpc.StatusCode.PERMISSION_DENIED, retry=False),

@@ -16,8 +16,10 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import (
     DocDeleted,
     DocParsed,
     DocReleased,
+    DocTagged,
     DocUploaded,
     EventMeta,
+    IndexTagged,
     IndexUpdated,
     JobControlled,
     JobFailed,
@@ -42,6 +44,8 @@ SUBJECT_OF: dict[type[Message], str] = {
     JobFailed: "ragstream.events.job.failed",
     DocDeleted: "ragstream.events.doc.deleted",
     JobControlled: "ragstream.events.job.control",
+    DocTagged: "ragstream.events.doc.tagged",
+    IndexTagged: "ragstream.events.index.tagged",
 }
 TYPE_OF_SUBJECT: dict[str, type[Message]] = {subject: t for t, subject in SUBJECT_OF.items()}
 TYPE_HEADER = "Ragstream-Type"
@@ -64,6 +68,10 @@ def message_id(event: Message) -> str:
     meta: EventMeta = event.meta  # type: ignore[attr-defined]
     run = f"{meta.job_id}:r{meta.retry}" if meta.retry else meta.job_id
     match event:
+        case DocTagged():  # not a job's: one per tag change of a document
+            return f"{meta.tenant_id}:{meta.document_id}:tags:{meta.tags_revision}"
+        case IndexTagged():
+            return f"{meta.tenant_id}:{meta.document_id}:tags:{meta.tags_revision}:indexed"
         case DocUploaded():
             return f"{run}:uploaded"
         case DocReleased():

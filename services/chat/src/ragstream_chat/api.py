@@ -30,6 +30,7 @@ from ragstream_chat.handlers import (
 )
 from ragstream_chat.openai_api import router as openai_router
 from ragstream_chat.ports import ChatPorts
+from ragstream_chat.retrieval import Filters
 from ragstream_core.errors import InvalidInput, RagstreamError
 from ragstream_core.runtime import error_handlers
 
@@ -43,6 +44,15 @@ class ChatRequest(BaseModel):
     top_k: int | None = Field(None, gt=0, le=50, description="Passages to retrieve.")
     conversation_id: str | None = Field(None, max_length=100, description="Continue it; omit to start one.")
     stream: bool = Field(False, description="Answer as Server-Sent Events.")
+    tags: list[str] | None = Field(
+        None, description="Only documents carrying any of these tags (any-of, compared lower-cased)."
+    )
+    date_from: str | None = Field(
+        None, description="Only versions created at or after this ISO 8601 date or date-time (UTC if no offset)."
+    )
+    date_to: str | None = Field(
+        None, description="Only versions created at or before this ISO 8601 date (the whole day) or date-time."
+    )
 
 
 class ConversationRequest(BaseModel):
@@ -84,7 +94,8 @@ async def sse_events(prepared: Prepared) -> AsyncIterator[str]:
 
 
 def _question(tenant: str, collection_id: str, body: ChatRequest) -> Question:
-    return Question(tenant, collection_id, body.question, body.top_k, body.conversation_id or "")
+    filters = Filters.of(body.tags, body.date_from, body.date_to)
+    return Question(tenant, collection_id, body.question, body.top_k, body.conversation_id or "", filters=filters)
 
 
 @router.post("/collections/{collection_id}/chat", response_model=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from ragstream_chat.handlers import (
     prepare,
 )
 from ragstream_chat.ports import ChatPorts
+from ragstream_chat.retrieval import Filters
 from ragstream_core.grpc_server import tenant_from
 from ragstream_core.proto.ragstream.v1 import chat_pb2, chat_pb2_grpc
 
@@ -72,7 +74,19 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
 
     def _question(self, request: chat_pb2.AskRequest, context: grpc.aio.ServicerContext[Any, Any]) -> Question:
         tenant = request.tenant_id or tenant_from(context, self.default_tenant)
-        return Question(tenant, request.collection_id, request.question, request.top_k or None, request.conversation_id)
+        filters = Filters.of(
+            list(request.tags),
+            request.date_from.ToDatetime(tzinfo=UTC) if request.HasField("date_from") else None,
+            request.date_to.ToDatetime(tzinfo=UTC) if request.HasField("date_to") else None,
+        )
+        return Question(
+            tenant,
+            request.collection_id,
+            request.question,
+            request.top_k or None,
+            request.conversation_id,
+            filters=filters,
+        )
 
     async def Ask(
         self, request: chat_pb2.AskRequest, context: grpc.aio.ServicerContext[Any, Any]

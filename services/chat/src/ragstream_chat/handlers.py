@@ -23,10 +23,11 @@ from ragstream_chat.collection_settings import CollectionChat
 from ragstream_chat.conversations import new_conversation_id, new_message_id
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.relevance import relevant_passages
+from ragstream_chat.retrieval import Filters
 from ragstream_chat.rewrite import Turn
 from ragstream_chat.sentences import Sentence, SentenceLinker
 from ragstream_core.errors import InvalidInput
-from ragstream_core.proto.ragstream.v1.events_pb2 import IndexUpdated
+from ragstream_core.proto.ragstream.v1.events_pb2 import IndexTagged, IndexUpdated
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit
 
 __all__ = [
@@ -62,6 +63,8 @@ class Question:
     top_k: int | None = None
     conversation_id: str = ""
     history: Sequence[Turn] | None = None
+    #: retrieval filters (tags, date range); none by default
+    filters: Filters = field(default_factory=Filters)
 
 
 @dataclass(frozen=True)
@@ -227,7 +230,11 @@ async def prepare(question: Question, ports: ChatPorts) -> Prepared:
     if history:
         query = (await answerer.rewrite(text, history)).strip() or text
     hits = await ports.retriever.search(
-        question.tenant_id, question.collection_id, query, top_k=question.top_k or own.top_k or ports.top_k
+        question.tenant_id,
+        question.collection_id,
+        query,
+        top_k=question.top_k or own.top_k or ports.top_k,
+        filters=question.filters,
     )
     min_score = ports.min_score if own.min_score is None else own.min_score
     relevant = relevant_passages(hits, query, min_score=min_score, min_keyword_coverage=ports.min_keyword_coverage)
@@ -272,7 +279,7 @@ async def configure_collection(
     return await chat_settings(tenant_id, collection_id, ports)
 
 
-async def on_index_updated(event: IndexUpdated, ports: ChatPorts) -> None:
+async def on_index_updated(event: IndexUpdated | IndexTagged, ports: ChatPorts) -> None:
     """New content in a collection: forget what was retrieved from it before, and know the collection."""
     dropped = ports.retriever.invalidate(event.meta.tenant_id, event.meta.collection_id)
     await ports.collections.note_indexed(event.meta.tenant_id, event.meta.collection_id)

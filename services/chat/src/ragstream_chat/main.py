@@ -25,7 +25,7 @@ from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.events import SUBJECT_OF
 from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import chat_pb2_grpc
-from ragstream_core.proto.ragstream.v1.events_pb2 import IndexUpdated
+from ragstream_core.proto.ragstream.v1.events_pb2 import IndexTagged, IndexUpdated
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.telemetry import configure_telemetry
 
@@ -93,6 +93,11 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     # Every index.updated, as it is stored: a plain subscription suffices, since the cache it
     # invalidates lives and dies with this process.
     await bus.nc.subscribe(SUBJECT_OF[IndexUpdated], cb=on_message)
+
+    async def on_tagged(msg: Msg) -> None:  # a document's tags changed in the index: filtered results did
+        await on_index_updated(IndexTagged.FromString(msg.data), ports)
+
+    await bus.nc.subscribe(SUBJECT_OF[IndexTagged], cb=on_tagged)
     app = create_app(ports, default_tenant=settings.default_tenant)
 
     ops_routes(app, {"postgres": functools.partial(check_pool, pool), "nats": bus.check})

@@ -21,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragstream_chat.handlers import Delta, Done, Prepared, Question, answer_question, prepare
 from ragstream_chat.ports import ChatPorts
+from ragstream_chat.retrieval import Filters
 from ragstream_chat.rewrite import Turn
-from ragstream_core.errors import InvalidInput, RagstreamError, mapping_for
+from ragstream_core.errors import InvalidInput, RagstreamError, UnprocessableInput, mapping_for
+from ragstream_core.tags import clean_tags
 
 router = APIRouter(prefix="/v1")
 
@@ -51,6 +53,32 @@ class CompletionRequest(BaseModel):
     model: str = Field(min_length=1, description="The collection to answer from.")
     messages: list[CompletionMessage] = Field(min_length=1)
     stream: bool = False
+    metadata: dict[str, Any] | None = Field(
+        None,
+        description="OpenAI's request metadata; read here: tags (comma-separated, any-of), date_from and"
+        " date_to (ISO 8601), the chat's retrieval filters.",
+    )
+
+    def filters(self) -> Filters:
+        meta = self.metadata or {}
+        tags = meta.get("tags") or []
+        if not isinstance(tags, list | str) or (isinstance(tags, list) and not all(isinstance(t, str) for t in tags)):
+            raise UnprocessableInput(
+                "metadata.tags must be a comma-separated string (OpenAI metadata values are strings)"
+                " or a list of strings"
+            )
+        return Filters.of(
+            clean_tags([tags] if isinstance(tags, str) else tags, split_commas=True),
+            _text(meta, "date_from"),
+            _text(meta, "date_to"),
+        )
+
+
+def _text(meta: dict[str, Any], key: str) -> str | None:
+    value = meta.get(key)
+    if value is not None and not isinstance(value, str):
+        raise UnprocessableInput(f"metadata.{key} must be an ISO 8601 date or date-time string")
+    return value
 
 
 def openai_error(error: Exception) -> JSONResponse:
@@ -65,7 +93,7 @@ def _question(tenant: str, body: CompletionRequest) -> Question:
     if last.role != "user" or not last.text().strip():
         raise InvalidInput("the last message must be the user's question, with text")
     history = [Turn(m.role, m.text()) for m in body.messages[:-1] if m.role in ("user", "assistant")]
-    return Question(tenant, body.model, last.text(), history=history)
+    return Question(tenant, body.model, last.text(), history=history, filters=body.filters())
 
 
 def _usage(prompt: str, answer: str) -> dict[str, int]:

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from ragstream_chat.answers import Answerer
 from ragstream_chat.collection_settings import CollectionChat
+from ragstream_chat.retrieval import Filters
 from ragstream_chat.rewrite import Turn
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit
 
@@ -14,7 +15,9 @@ __all__ = ["ChatPorts", "Collections", "Conversations", "Search"]
 
 
 class Search(Protocol):
-    async def search(self, tenant_id: str, collection_id: str, query: str, *, top_k: int) -> list[SearchHit]: ...
+    async def search(
+        self, tenant_id: str, collection_id: str, query: str, *, top_k: int, filters: Filters | None = None
+    ) -> list[SearchHit]: ...
 
     def invalidate(self, tenant_id: str, collection_id: str) -> int: ...
 

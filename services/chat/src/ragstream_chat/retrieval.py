@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import nats.errors
 import structlog
@@ -16,14 +18,37 @@ from prometheus_client import Counter
 
 from ragstream_core.bus import Bus
 from ragstream_core.errors import DependencyUnavailable
-from ragstream_core.events import SEARCH_SUBJECT
+from ragstream_core.events import SEARCH_SUBJECT, timestamp_of
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit, SearchMode, SearchRequest, SearchResponse
+from ragstream_core.tags import check_range, clean_tags, parse_date
 
 log = structlog.get_logger(__name__)
 CACHE = Counter("ragstream_chat_retrieval_cache_total", "Retrieval cache lookups.", ["result"])
 
-# (tenant, collection, query, top_k, mode, document ids, media types, file names, keep chunks)
-_Key = tuple[str, str, str, int, int, tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]
+# (tenant, collection, query, top_k, mode, document ids, media types, file names, keep chunks, filters)
+_Key = tuple[str, str, str, int, int, tuple[str, ...], tuple[str, ...], tuple[str, ...], bool, "Filters"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a chat request narrows retrieval to: documents carrying any of ``tags``, versions
+    created from ``date_from`` up to ``date_to`` (inclusive; aware UTC datetimes)."""
+
+    tags: tuple[str, ...] = ()
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+
+    @classmethod
+    def of(
+        cls,
+        tags: Sequence[str] | None = None,
+        date_from: str | datetime | None = None,
+        date_to: str | datetime | None = None,
+    ) -> Filters:
+        """Checked filters from a request; raises ``UnprocessableInput`` (422) saying what is accepted."""
+        start, end = parse_date("date_from", date_from), parse_date("date_to", date_to, end=True)
+        check_range(start, end)
+        return cls(tuple(sorted(clean_tags(tags or []))), start, end)
 
 
 class Retriever:
@@ -45,13 +70,15 @@ class Retriever:
         media_types: Sequence[str] = (),
         file_names: Sequence[str] = (),
         keep_chunks: bool = False,
+        filters: Filters | None = None,
     ) -> list[SearchHit]:
         """The best passages; raises ``DependencyUnavailable`` if the embedder does not answer.
 
         Hybrid (dense + keyword, fused) unless ``mode`` says otherwise; the filters narrow the
         chunks searched; adjacent chunks come merged into one passage unless ``keep_chunks``.
-        Every parameter is part of the cache key.
+        ``filters`` narrow them by tag and date. Every parameter is part of the cache key.
         """
+        filters = filters or Filters()
         key: _Key = (
             tenant_id,
             collection_id,
@@ -62,6 +89,7 @@ class Retriever:
             tuple(sorted(media_types)),
             tuple(sorted(file_names)),
             keep_chunks,
+            filters,
         )
         if key in self._cache:
             CACHE.labels("hit").inc()
@@ -78,7 +106,12 @@ class Retriever:
             media_types=media_types,
             file_names=file_names,
             keep_chunks=keep_chunks,
+            tags=filters.tags,
         )
+        if filters.date_from is not None:
+            request.date_from.CopyFrom(timestamp_of(filters.date_from))
+        if filters.date_to is not None:
+            request.date_to.CopyFrom(timestamp_of(filters.date_to))
         try:
             response = await self.bus.request(SEARCH_SUBJECT, request, SearchResponse, timeout_s=self.timeout_s)
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:

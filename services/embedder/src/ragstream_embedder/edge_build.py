@@ -3,7 +3,9 @@
 Why a process: ``EdgeShard.optimize()`` (qdrant-edge-py 0.9.0) holds the Python GIL for the
 whole build (minutes at 100,000 chunks), so on a thread it would stall every search and the
 event loop too. Instead, once writes have paused (``idle_s``) and enough points were written
-since the last build (``min_points``):
+since the last build (``min_points``), or as soon as ``tail_points`` were written since the last
+build even while writes go on (so that a long ingest, which the embedding model paces at tens of
+chunks per second, never leaves more than about that many points to exact search):
 
 1. under the index lock: flush, copy the shard directory to ``<shard>.build``, and from then on
    keep a journal of every update applied to the live shard;
@@ -13,7 +15,10 @@ since the last build (``min_points``):
    place, the journal is replayed onto it, it is flushed, and ``<shard>.old`` is removed.
 
 Searches and writes go on against the live shard during (2), which is nearly all of the time;
-(1) and (3) pause them for the copy and the swap. Crash-safe: ``<shard>.old`` present on open
+(1) and (3) pause them for the copy and the swap. A build indexes only what is new: the graphs of
+segments built before are kept (the index allows several segments, see ``edge_index``), and a
+search runs HNSW on the indexed segments and an exact scan over the small unindexed tail.
+Crash-safe: ``<shard>.old`` present on open
 means a swap did not finish, so it is the truth and is put back; a ``<shard>.build`` left over
 is discarded. The child dies with its parent.
 """
@@ -68,11 +73,21 @@ class BackgroundBuilder:
     soon as possible; ``wait_idle()`` blocks until nothing is due or running (tests, benchmarks).
     """
 
-    def __init__(self, index: Buildable, shard: Path, *, idle_s: float, min_points: int, nice: int = 10) -> None:
+    def __init__(
+        self,
+        index: Buildable,
+        shard: Path,
+        *,
+        idle_s: float,
+        min_points: int,
+        tail_points: int | None = None,
+        nice: int = 10,
+    ) -> None:
         self._index = index
         self._shard = shard
         self._idle_s = idle_s
         self._min_points = min_points
+        self._tail_points = tail_points
         self._nice = nice
         self._lock = threading.Condition()
         self._unbuilt = 0
@@ -122,6 +137,8 @@ class BackgroundBuilder:
     def _due(self) -> bool:
         if self._requested:
             return True
+        if self._tail_points is not None and self._unbuilt >= self._tail_points:
+            return True  # a long ingest: build what is there, writes go on meanwhile
         return self._unbuilt >= self._min_points and time.monotonic() - self._last_write >= self._idle_s
 
     def _next(self) -> bool:

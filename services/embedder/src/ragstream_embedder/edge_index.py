@@ -43,11 +43,13 @@ from ragstream_embedder.edge_build import BackgroundBuilder, recover
 from ragstream_embedder.edge_registry import CONFIG as REGISTRY_CONFIG
 from ragstream_embedder.edge_registry import EdgeRegistry
 from ragstream_embedder.index import (
+    CREATED_AT,
     DENSE,
     INVENTORY_FIELDS,
     KEYWORD_FIELDS,
     RRF_K,
     SPARSE,
+    TAGS,
     TEXT_FIELDS,
     ChunkPoint,
     DocumentDeleted,
@@ -57,8 +59,10 @@ from ragstream_embedder.index import (
     VersionInventory,
     check_mode,
     chunk_payload,
+    newer_tags,
     newest_only,
     sparse_text,
+    tag_fields,
 )
 from ragstream_embedder.sparse import SparseEncoder
 from ragstream_embedder.term_stats import DocumentFrequencies, Scope
@@ -69,6 +73,7 @@ CHUNKS_DIR = "chunks"
 REGISTRY_DIR = "registry"
 _SCAN = 1000
 _NOT_COPIED = ["temp_segments"]  # a build's scratch space
+SEGMENTS = 8
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -138,7 +143,9 @@ class EdgeIndex:
 
     A ``index.ChunkIndex``. Thread-safe (one lock; the background builder takes it to copy and
     swap). ``optimize_idle_s``: how long writes must pause before a build; ``build_min_points``:
-    points written since the last build that make a new one worth it; ``indexing_threads``:
+    points written since the last build that make a new one worth it; ``build_tail_points``:
+    points written since the last build that start one even while writes go on (None: only
+    once they pause); ``indexing_threads``:
     threads of the HNSW build; ``indexing_threshold_kb``: segment size from which a segment
     gets an HNSW graph (the engine's default when None).
     """
@@ -152,6 +159,7 @@ class EdgeIndex:
         idf_per_collection: bool = True,
         optimize_idle_s: float = 5.0,
         build_min_points: int = 10_000,
+        build_tail_points: int | None = 20_000,
         indexing_threads: int = 1,
         indexing_threshold_kb: int | None = None,
     ) -> None:
@@ -169,27 +177,35 @@ class EdgeIndex:
             hnsw_config=qe.HnswIndexConfig(
                 m=16, ef_construct=100, full_scan_threshold=10_000, max_indexing_threads=indexing_threads
             ),
-            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=indexing_threshold_kb)
-            if indexing_threshold_kb is not None
-            else None,
+            # segments: each build indexes the new one and keeps the graphs of the others, merging only
+            # past SEGMENTS (the default, one per core, would merge and index everything again)
+            optimizers=qe.EdgeOptimizersConfig(
+                default_segment_number=SEGMENTS, indexing_threshold=indexing_threshold_kb
+            ),
             wal_enabled=False,
         )
         recover(path / CHUNKS_DIR)
         self.chunks = _open_shard(path / CHUNKS_DIR, self._config)
         self.registry = EdgeRegistry(_open_shard(path / REGISTRY_DIR, REGISTRY_CONFIG))
         indexed = set(self.chunks.info().payload_schema)
-        for key in (*KEYWORD_FIELDS, "active"):
+        for key in (*KEYWORD_FIELDS, "active", TAGS, CREATED_AT):
             if key not in indexed:
                 schema: Any = qe.PayloadSchemaType.Keyword
                 if key == "tenant_id":
                     schema = qe.KeywordIndexParams(is_tenant=True)
-                elif key == "active":
+                elif key in ("active", CREATED_AT):
                     schema = qe.PayloadSchemaType.Integer
                 self.chunks.update(qe.UpdateOperation.create_field_index(key, schema))
         self.terms = DocumentFrequencies()
         for scope, terms in self._active_terms(qe.Filter(must=[_match("active", 1)])):
             self.terms.add(scope, terms)
-        self.builder = BackgroundBuilder(self, path / CHUNKS_DIR, idle_s=optimize_idle_s, min_points=build_min_points)
+        self.builder = BackgroundBuilder(
+            self,
+            path / CHUNKS_DIR,
+            idle_s=optimize_idle_s,
+            min_points=build_min_points,
+            tail_points=build_tail_points,
+        )
         self.builder.notify(self.chunks.count(qe.CountRequest(exact=True)))  # an interrupted build resumes
 
     # -- writes: every change of the chunk shard goes through _apply (journal, builder, IDF counts)
@@ -257,12 +273,13 @@ class EdgeIndex:
             self.terms.add(scope, terms, sign=-1)
         self._apply(qe.UpdateOperation.delete_points(list(ids)), len(ids))
 
-    def _activate_points(self, ids: list[str]) -> None:
+    def _activate_points(self, ids: list[str], tags: list[str] | None) -> None:
         for record in self.chunks.retrieve(list(ids), with_payload=True, with_vector=[SPARSE]):
             payload = record.payload or {}
             if payload.get("active") != 1:
                 self.terms.add((payload["tenant_id"], payload["collection_id"]), _terms(record.vector))
-        self._apply(qe.UpdateOperation.set_payload(list(ids), {"active": 1}), 0)
+        fields: dict[str, Any] = {"active": 1} | ({TAGS: tags} if tags is not None else {})
+        self._apply(qe.UpdateOperation.set_payload(list(ids), fields), 0)
 
     @_durable
     def upsert(self, points: list[ChunkPoint], vectors: NDArray[np.float32]) -> None:
@@ -310,7 +327,16 @@ class EdgeIndex:
         self._delete([point_id(document_id, version, i) for i in range(chunk_count)])
 
     @_durable
-    def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int:
+    def activate(
+        self,
+        tenant_id: str,
+        document_id: str,
+        version: int,
+        chunk_count: int,
+        *,
+        tags: list[str] | None = None,
+        tags_revision: int = 0,
+    ) -> int:
         """Make ``version`` the searchable one and delete the previously active version.
 
         Every step addresses points by id. Idempotent; a version older than the active one is
@@ -326,13 +352,33 @@ class EdgeIndex:
             self._delete(new_ids)
             return len(new_ids)
         if new_ids:
-            self._activate_points(new_ids)
+            self._activate_points(new_ids, newer_tags(active, tags_revision))
         stale: list[str] = []
         if active is not None and int(active["version"]) != version and not active.get("deleted"):
             stale = [point_id(document_id, int(active["version"]), i) for i in range(int(active["chunk_count"]))]
             self._delete(stale)
-        self.registry.put(tenant_id, document_id, {"version": version, "chunk_count": chunk_count})
+        entry = {"version": version, "chunk_count": chunk_count} | tag_fields(active, tags, tags_revision)
+        self.registry.put(tenant_id, document_id, entry)
         return len(stale)
+
+    @_durable
+    def set_tags(self, tenant_id: str, document_id: str, tags: list[str], revision: int) -> int:
+        """Replace the tags of every point of a document in place (``index.ChunkIndex.set_tags``).
+
+        One payload update by filter (no re-embedding, vectors untouched); the registry keeps
+        the revision, so an older change arriving late and a version still being embedded with
+        older tags both end with the newest tags.
+        """
+        entry = self.registry.get(tenant_id, document_id)
+        if entry is not None and (entry.get("deleted") or int(entry.get("tags_revision", 0)) >= revision):
+            return 0
+        document = qe.Filter(must=[_match("tenant_id", tenant_id), _match("document_id", document_id)])
+        points = self.chunks.count(qe.CountRequest(filter=document, exact=True))
+        if points:
+            self._apply(qe.UpdateOperation.set_payload_by_filter(document, {TAGS: list(tags)}), 0)
+        base = entry if entry is not None else {"version": 0, "chunk_count": 0}
+        self.registry.put(tenant_id, document_id, base | {"tags": list(tags), "tags_revision": revision})
+        return int(points)
 
     # -- reads
 
@@ -396,13 +442,32 @@ class EdgeIndex:
         mode: Mode = "hybrid",
         media_types: list[str] | None = None,
         file_names: list[str] | None = None,
+        tags: list[str] | None = None,
+        date_from: int | None = None,
+        date_to: int | None = None,
     ) -> list[Hit]:
         """The best active chunks of one collection (``index.ChunkIndex.search``)."""
         check_mode(mode)
         must: list[Any] = [_match("tenant_id", tenant_id), _match("collection_id", collection_id), _match("active", 1)]
-        for key, values in (("document_id", document_ids), ("media_type", media_types), ("file_name", file_names)):
+        for key, values in (
+            ("document_id", document_ids),
+            ("media_type", media_types),
+            ("file_name", file_names),
+            (TAGS, tags),
+        ):
             if values:
                 must.append(qe.FieldCondition(key=key, match=qe.MatchAny(list(values))))
+        if date_from is not None or date_to is not None:
+            # an integer field with an integer index: the range compares numbers (checked by the tests)
+            must.append(
+                qe.FieldCondition(
+                    key=CREATED_AT,
+                    range=qe.RangeFloat(
+                        gte=float(date_from) if date_from is not None else None,
+                        lte=float(date_to) if date_to is not None else None,
+                    ),
+                )
+            )
         chunks = qe.Filter(must=must)
         keywords = self.sparse.query(query)
         if mode == "hybrid" and not keywords.indices:

@@ -44,6 +44,7 @@ def open_index(
     idf_per_collection: bool = True,
     optimize_idle_s: float = 5.0,
     indexing_threads: int = 1,
+    build_tail_points: int | None = 20_000,
 ) -> ChunkIndex:
     """The index the settings name, a local-mode store found on disk migrated into edge first."""
     if url:
@@ -67,6 +68,7 @@ def open_index(
         idf_per_collection=idf_per_collection,
         optimize_idle_s=optimize_idle_s,
         indexing_threads=indexing_threads,
+        build_tail_points=build_tail_points,
     )
     legacy = data_dir / LOCAL_DIR
     if legacy.is_dir():

@@ -15,6 +15,8 @@ from ragstream_core.events import next_meta
 from ragstream_core.proto.ragstream.v1.events_pb2 import (
     DocDeleted,
     DocParsed,
+    DocTagged,
+    IndexTagged,
     IndexUpdated,
     JobFailed,
     StageProgress,
@@ -65,6 +67,7 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
         )
     )
     texts = [c["embed_text"] for c in chunks]
+    created_at = meta.version_created_at.seconds if meta.HasField("version_created_at") else 0
     tokens = await ports.model.count_tokens(texts)
     truncated = sum(1 for n in tokens if n > MAX_TOKENS)
     points = [
@@ -79,6 +82,8 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
             media_type=event.media_type,
             heading_path=list(c["heading_path"]),
             pages=list(c["pages"]),
+            tags=list(meta.tags),
+            created_at=created_at,
         )
         for c in chunks
     ]
@@ -114,7 +119,14 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
         await ports.index.discard(meta.tenant_id, meta.document_id, meta.version, total)
         raise
     try:
-        removed = await ports.index.activate(meta.tenant_id, meta.document_id, meta.version, total)
+        removed = await ports.index.activate(
+            meta.tenant_id,
+            meta.document_id,
+            meta.version,
+            total,
+            tags=list(meta.tags),
+            tags_revision=meta.tags_revision,
+        )
     except DocumentDeleted:
         return cancelled(event)
     elapsed = time.perf_counter() - started
@@ -153,6 +165,17 @@ async def remove_document(event: DocDeleted, delivery: Delivery, ports: Embedder
         removed_points=removed,
         deleted=True,
     )
+
+
+async def retag_document(event: DocTagged, delivery: Delivery, ports: EmbedderPorts) -> IndexTagged:
+    """Give every point of a document its new tags in place (a payload update, no re-embedding).
+
+    Idempotent and order-proof: the index keeps the newest revision it applied and ignores older ones.
+    """
+    meta = event.meta
+    updated = await ports.index.set_tags(meta.tenant_id, meta.document_id, list(meta.tags), meta.tags_revision)
+    log.info("document.retagged", updated_points=updated, tags=list(meta.tags), revision=meta.tags_revision)
+    return IndexTagged(meta=next_meta(meta), updated_points=updated)
 
 
 _MODES: dict[int, Mode] = {
@@ -208,6 +231,10 @@ async def search(request: SearchRequest, ports: EmbedderPorts) -> SearchResponse
             mode=mode,
             media_types=list(request.media_types) or None,
             file_names=list(request.file_names) or None,
+            tags=[t.strip().lower() for t in request.tags] or None,  # stored lower-cased
+            # whole seconds, as stored: the bounds' seconds compare with the versions' (both included)
+            date_from=request.date_from.seconds if request.HasField("date_from") else None,
+            date_to=request.date_to.seconds if request.HasField("date_to") else None,
         )
     except Exception as exc:  # the requester must get a reason, not a timeout
         log.error("search.failed", error=str(exc), error_type=type(exc).__name__)

@@ -47,6 +47,9 @@ MODES: tuple[Mode, ...] = ("hybrid", "dense", "sparse")
 RRF_K = 2
 # Payload fields searches filter on (payload indexes where the engine has them)
 KEYWORD_FIELDS = ("tenant_id", "collection_id", "document_id", "media_type", "file_name")
+# Retrieval filters on document tags (keyword, any-of) and the version's date (unix seconds, range)
+TAGS = "tags"
+CREATED_AT = "created_at"
 
 _REGISTRY_NAMESPACE = uuid.UUID("0b7e4c1a-58f2-4d8e-9c3b-2a6f1e9d7c55")
 
@@ -72,6 +75,10 @@ class ChunkPoint:
     media_type: str
     heading_path: list[str] = field(default_factory=list)
     pages: list[int] = field(default_factory=list)
+    #: the document's tags when the version was uploaded (a later DocTagged updates them in place)
+    tags: list[str] = field(default_factory=list)
+    #: when the version was created, unix seconds (0: unknown, never matches a date filter)
+    created_at: int = 0
 
 
 @dataclass
@@ -176,12 +183,28 @@ class ChunkIndex(Protocol):
         """Remove the inactive points written for ``version``; the active version is never touched."""
         ...
 
-    def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int:
+    def activate(
+        self,
+        tenant_id: str,
+        document_id: str,
+        version: int,
+        chunk_count: int,
+        *,
+        tags: list[str] | None = None,
+        tags_revision: int = 0,
+    ) -> int:
         """Make ``version`` the searchable one, delete the previously active one; returns points removed.
 
         Idempotent; an older version than the active one is deleted instead, never activated;
-        raises ``DocumentDeleted`` for a version up to a tombstone's.
+        raises ``DocumentDeleted`` for a version up to a tombstone's. ``tags`` (of revision
+        ``tags_revision``) are the ones the points were written with: if the registry knows
+        newer ones (a ``set_tags`` while the version was embedded), the points get those.
         """
+        ...
+
+    def set_tags(self, tenant_id: str, document_id: str, tags: list[str], revision: int) -> int:
+        """Replace the tags of every point of a document in place (no re-embedding), unless the
+        registry already holds a newer revision; returns the points updated."""
         ...
 
     def count(self, tenant_id: str, document_id: str) -> dict[int, int]:
@@ -214,8 +237,14 @@ class ChunkIndex(Protocol):
         mode: Mode = "hybrid",
         media_types: list[str] | None = None,
         file_names: list[str] | None = None,
+        tags: list[str] | None = None,
+        date_from: int | None = None,
+        date_to: int | None = None,
     ) -> list[Hit]:
         """The best active chunks of one collection, newest version per document only.
+
+        ``tags``: only documents with any of them; ``date_from``/``date_to``: only versions
+        created in that range (unix seconds, inclusive, either may be None).
 
         ``vector`` is the query's dense vector, ``query`` its text (for the keyword side). The
         hybrid mode fuses the dense and the sparse ranking by RRF; a query of no keywords (stop
@@ -246,8 +275,24 @@ def chunk_payload(point: ChunkPoint) -> dict[str, Any]:
         "media_type": point.media_type,
         "heading_path": point.heading_path,
         "pages": point.pages,
+        TAGS: list(point.tags),
+        CREATED_AT: point.created_at,
         "active": False,
     }
+
+
+def tag_fields(entry: dict[str, Any] | None, tags: list[str] | None, revision: int) -> dict[str, Any]:
+    """The tag fields a registry entry keeps: the newer of the entry's and the given ones."""
+    if entry is not None and int(entry.get("tags_revision", 0)) >= revision and "tags" in entry:
+        return {"tags": list(entry["tags"]), "tags_revision": int(entry.get("tags_revision", 0))}
+    return {"tags": list(tags or []), "tags_revision": revision}
+
+
+def newer_tags(entry: dict[str, Any] | None, revision: int) -> list[str] | None:
+    """The registry's tags if they are newer than ``revision`` (the points need them), else None."""
+    if entry is not None and "tags" in entry and int(entry.get("tags_revision", 0)) > revision:
+        return list(entry["tags"])
+    return None
 
 
 def check_mode(mode: str) -> None:

@@ -12,14 +12,14 @@ from fastapi import FastAPI
 
 from ragstream_core.bus import Bus
 from ragstream_core.events import DELETE_POINTS_SUBJECT, INVENTORY_SUBJECT, SEARCH_SUBJECT
-from ragstream_core.proto.ragstream.v1.events_pb2 import DocDeleted, DocParsed
+from ragstream_core.proto.ragstream.v1.events_pb2 import DocDeleted, DocParsed, DocTagged
 from ragstream_core.proto.ragstream.v1.inventory_pb2 import DeletePointsRequest, InventoryRequest
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchRequest
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
 from ragstream_embedder.engines import open_index
-from ragstream_embedder.handlers import embed_document, remove_document, search
+from ragstream_embedder.handlers import embed_document, remove_document, retag_document, search
 from ragstream_embedder.inventory import delete_points, inventory
 from ragstream_embedder.model import MiniLMEmbedder
 from ragstream_embedder.pooling import PooledModel
@@ -58,6 +58,7 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
             idf_per_collection=settings.sparse_idf_per_collection,
             optimize_idle_s=settings.edge_optimize_idle_s,
             indexing_threads=settings.edge_indexing_threads,
+            build_tail_points=settings.edge_build_tail_points or None,
         )
     )
     bus = await Bus.from_settings(core, service="embedder")
@@ -85,6 +86,13 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
         durable="embedder-deletes",
         stage="deleting",
         handler=functools.partial(remove_document, ports=ports),
+    )
+    bus.consume(
+        DocTagged,
+        durable="embedder-tags",
+        stage="tagging",
+        handler=functools.partial(retag_document, ports=ports),
+        fail_jobs=False,  # a tag change is no job's
     )
     await bus.serve(SEARCH_SUBJECT, SearchRequest, functools.partial(search, ports=ports), queue="embedder")
     await bus.serve(INVENTORY_SUBJECT, InventoryRequest, functools.partial(inventory, index=index), queue="embedder")

@@ -24,7 +24,18 @@ class EmbeddingModel(Protocol):
 class Index(Protocol):
     async def upsert(self, points: list[ChunkPoint], vectors: NDArray[np.float32]) -> None: ...
 
-    async def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int: ...
+    async def activate(
+        self,
+        tenant_id: str,
+        document_id: str,
+        version: int,
+        chunk_count: int,
+        *,
+        tags: list[str] | None = None,
+        tags_revision: int = 0,
+    ) -> int: ...
+
+    async def set_tags(self, tenant_id: str, document_id: str, tags: list[str], revision: int) -> int: ...
 
     async def is_deleted(self, tenant_id: str, document_id: str, version: int) -> bool: ...
 
@@ -44,6 +55,9 @@ class Index(Protocol):
         mode: Mode = "hybrid",
         media_types: list[str] | None = None,
         file_names: list[str] | None = None,
+        tags: list[str] | None = None,
+        date_from: int | None = None,
+        date_to: int | None = None,
     ) -> list[Hit]: ...
 
     async def count(self, tenant_id: str, document_id: str) -> dict[int, int]: ...

@@ -20,10 +20,12 @@ from qdrant_client.http import models as qm
 
 from ragstream_core.events import point_id
 from ragstream_embedder.index import (
+    CREATED_AT,
     DENSE,
     INVENTORY_FIELDS,
     KEYWORD_FIELDS,
     SPARSE,
+    TAGS,
     TEXT_FIELDS,
     ChunkPoint,
     DocumentDeleted,
@@ -33,9 +35,11 @@ from ragstream_embedder.index import (
     VersionInventory,
     check_mode,
     chunk_payload,
+    newer_tags,
     newest_only,
     registry_id,
     sparse_text,
+    tag_fields,
 )
 from ragstream_embedder.sparse import SparseEncoder, SparseVector
 
@@ -107,6 +111,11 @@ class QdrantIndex:
                 for key in KEYWORD_FIELDS:
                     self.client.create_payload_index(self.collection, key, qm.PayloadSchemaType.KEYWORD)
                 self.client.create_payload_index(self.collection, "active", qm.PayloadSchemaType.BOOL)
+        if url:  # the filter fields added later: indexed on collections created before them too
+            schema = self.client.get_collection(self.collection).payload_schema
+            for key, kind in ((TAGS, qm.PayloadSchemaType.KEYWORD), (CREATED_AT, qm.PayloadSchemaType.INTEGER)):
+                if key not in schema:
+                    self.client.create_payload_index(self.collection, key, kind)
         if self.client.collection_exists(collection):
             self._migrate(collection)
 
@@ -202,7 +211,24 @@ class QdrantIndex:
         if ids:
             self.client.delete(self.collection, points_selector=qm.PointIdsList(points=ids), wait=True)
 
-    def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int:
+    def _put_entry(self, tenant_id: str, document_id: str, fields: dict[str, Any]) -> None:
+        payload = {"tenant_id": tenant_id, "document_id": document_id} | fields
+        self.client.upsert(
+            self.registry,
+            points=[qm.PointStruct(id=registry_id(tenant_id, document_id), vector={}, payload=payload)],
+            wait=True,
+        )
+
+    def activate(
+        self,
+        tenant_id: str,
+        document_id: str,
+        version: int,
+        chunk_count: int,
+        *,
+        tags: list[str] | None = None,
+        tags_revision: int = 0,
+    ) -> int:
         """Make ``version`` the searchable one and delete the previously active version.
 
         Every step addresses points by id (no filter scans, which embedded Qdrant runs in
@@ -211,7 +237,6 @@ class QdrantIndex:
         number of points removed.
         """
         new_ids: list[qm.ExtendedPointId] = [point_id(document_id, version, i) for i in range(chunk_count)]
-        entry_id = registry_id(tenant_id, document_id)
         active = self._entry(tenant_id, document_id)
         if active is not None and active.get("deleted") and int(active["version"]) >= version:
             self.client.delete(self.collection, points_selector=qm.PointIdsList(points=new_ids), wait=True)
@@ -220,30 +245,37 @@ class QdrantIndex:
             self.client.delete(self.collection, points_selector=qm.PointIdsList(points=new_ids), wait=True)
             return len(new_ids)
         if new_ids:
+            newer = newer_tags(active, tags_revision)
             self.client.set_payload(
-                self.collection, payload={"active": True}, points=qm.PointIdsList(points=new_ids), wait=True
+                self.collection,
+                payload={"active": True} | ({TAGS: newer} if newer is not None else {}),
+                points=qm.PointIdsList(points=new_ids),
+                wait=True,
             )
         stale: list[qm.ExtendedPointId] = []
         if active is not None and int(active["version"]) != version and not active.get("deleted"):
             stale = [point_id(document_id, int(active["version"]), i) for i in range(int(active["chunk_count"]))]
+        if stale:  # (none when the entry only held tags set before the first version)
             self.client.delete(self.collection, points_selector=qm.PointIdsList(points=stale), wait=True)
-        self.client.upsert(
-            self.registry,
-            points=[
-                qm.PointStruct(
-                    id=entry_id,
-                    vector={},
-                    payload={
-                        "tenant_id": tenant_id,
-                        "document_id": document_id,
-                        "version": version,
-                        "chunk_count": chunk_count,
-                    },
-                )
-            ],
-            wait=True,
-        )
+        fields = {"version": version, "chunk_count": chunk_count} | tag_fields(active, tags, tags_revision)
+        self._put_entry(tenant_id, document_id, fields)
         return len(stale)
+
+    def set_tags(self, tenant_id: str, document_id: str, tags: list[str], revision: int) -> int:
+        """Replace the tags of every point of a document in place (``index.ChunkIndex.set_tags``):
+        one ``set_payload`` by filter, vectors untouched; older revisions are ignored."""
+        entry = self._entry(tenant_id, document_id)
+        if entry is not None and (entry.get("deleted") or int(entry.get("tags_revision", 0)) >= revision):
+            return 0
+        document = qm.Filter(must=[_match("tenant_id", tenant_id), _match("document_id", document_id)])
+        points = self.client.count(self.collection, count_filter=document, exact=True).count
+        if points:
+            self.client.set_payload(
+                self.collection, payload={TAGS: list(tags)}, points=qm.FilterSelector(filter=document), wait=True
+            )
+        base = entry if entry is not None else {"version": 0, "chunk_count": 0}
+        self._put_entry(tenant_id, document_id, base | {"tags": list(tags), "tags_revision": revision})
+        return int(points)
 
     def count(self, tenant_id: str, document_id: str) -> dict[int, int]:
         """Points per version of one document (active or not)."""
@@ -317,6 +349,9 @@ class QdrantIndex:
         mode: Mode = "hybrid",
         media_types: list[str] | None = None,
         file_names: list[str] | None = None,
+        tags: list[str] | None = None,
+        date_from: int | None = None,
+        date_to: int | None = None,
     ) -> list[Hit]:
         """The best active chunks of one collection (``index.ChunkIndex.search``)."""
         check_mode(mode)
@@ -332,6 +367,10 @@ class QdrantIndex:
             must.append(qm.FieldCondition(key="media_type", match=qm.MatchAny(any=media_types)))
         if file_names:
             must.append(qm.FieldCondition(key="file_name", match=qm.MatchAny(any=file_names)))
+        if tags:
+            must.append(qm.FieldCondition(key=TAGS, match=qm.MatchAny(any=tags)))
+        if date_from is not None or date_to is not None:
+            must.append(qm.FieldCondition(key=CREATED_AT, range=qm.Range(gte=date_from, lte=date_to)))
         keywords = _sparse(self.sparse.query(query))
         if mode == "hybrid" and not keywords.indices:
             mode = "dense"

@@ -28,6 +28,14 @@ class EmbedderSettings(BaseSettings):
     edge_optimize_idle_s: float = Field(
         5.0, ge=0, description="Edge engine: seconds without writes before the background HNSW build starts."
     )
+    edge_build_tail_points: int = Field(
+        20_000,
+        ge=0,
+        description=(
+            "Edge engine: points written since the last HNSW build that start the next one even while writes"
+            " go on (a long ingest keeps at most about this many points to exact search); 0: only when idle."
+        ),
+    )
     edge_indexing_threads: int = Field(
         1, ge=0, description="Edge engine: threads building HNSW in the background (0 = all cores)."
     )

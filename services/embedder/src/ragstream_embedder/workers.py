@@ -31,8 +31,23 @@ class AsyncIndex:
     async def upsert(self, points: list[ChunkPoint], vectors: NDArray[np.float32]) -> None:
         await self._call(self._index.upsert, points, vectors)
 
-    async def activate(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> int:
-        result: int = await self._call(self._index.activate, tenant_id, document_id, version, chunk_count)
+    async def activate(
+        self,
+        tenant_id: str,
+        document_id: str,
+        version: int,
+        chunk_count: int,
+        *,
+        tags: list[str] | None = None,
+        tags_revision: int = 0,
+    ) -> int:
+        result: int = await self._call(
+            self._index.activate, tenant_id, document_id, version, chunk_count, tags=tags, tags_revision=tags_revision
+        )
+        return result
+
+    async def set_tags(self, tenant_id: str, document_id: str, tags: list[str], revision: int) -> int:
+        result: int = await self._call(self._index.set_tags, tenant_id, document_id, tags, revision)
         return result
 
     async def discard(self, tenant_id: str, document_id: str, version: int, chunk_count: int) -> None:
@@ -58,6 +73,9 @@ class AsyncIndex:
         mode: Mode = "hybrid",
         media_types: list[str] | None = None,
         file_names: list[str] | None = None,
+        tags: list[str] | None = None,
+        date_from: int | None = None,
+        date_to: int | None = None,
     ) -> list[Hit]:
         result: list[Hit] = await self._call(
             self._index.search,
@@ -70,6 +88,9 @@ class AsyncIndex:
             mode=mode,
             media_types=media_types,
             file_names=file_names,
+            tags=tags,
+            date_from=date_from,
+            date_to=date_to,
         )
         return result
 

@@ -6,14 +6,17 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ragstream_core.errors import InvalidInput, NotFound, RagstreamError
+from ragstream_core.tags import ACCEPTED as ACCEPTED_TAGS
+from ragstream_core.tags import clean_tags
 from ragstream_gateway.handlers import (
     Upload,
     accept_upload,
+    announce_tags,
     check_identifier,
     clean_file_name,
     compare_versions,
@@ -84,9 +87,21 @@ def version_body(row: VersionRow, *, progress_url: str | None = None) -> dict[st
         body["source_url"] = row.source_url
     body["batch_id"] = row.batch_id
     body["priority"] = row.priority
+    body["tags"] = row.tags
     if progress_url:
         body["job_url"] = f"{progress_url}/v1/jobs/{row.job_id}"
     return body
+
+
+TAGS_FIELD = (
+    "The document's tags, replacing its current ones: repeat the field or separate tags by commas;"
+    f" {ACCEPTED_TAGS}. Omitted: a new version keeps the document's tags."
+)
+
+
+def form_tags(values: list[str] | None) -> list[str] | None:
+    """Tags from multipart form fields (repeated, or comma-separated); None when none were sent."""
+    return None if values is None else clean_tags(values, split_commas=True)
 
 
 @router.post("/collections/{collection_id}/documents", status_code=202)
@@ -107,10 +122,12 @@ async def upload_document(
     ] = "normal",
     batch_id: Annotated[str | None, Query(description="Group uploads to watch and steer them together.")] = None,
     x_batch_id: Annotated[str | None, Header()] = None,
+    tags: Annotated[list[str] | None, Form(description=TAGS_FIELD)] = None,
 ) -> JSONResponse:
     """Upload a document: 202 with the new job, or 200 with ``unchanged: true`` for known bytes.
 
     A new name makes a new document; a known name, or ``replaces``, the next version of it.
+    ``tags`` (form fields) replace the document's tags; without them a new version keeps them.
     """
     check_identifier("collection", collection_id)
     upload = Upload(
@@ -124,6 +141,7 @@ async def upload_document(
         label=label,
         priority=priority,
         batch_id=_batch(batch_id or x_batch_id),
+        tags=form_tags(tags),
     )
     result = await accept_upload(upload, ports)
     body = version_body(result.version, progress_url=request.app.state.progress_url)
@@ -157,6 +175,7 @@ async def get_document(document_id: str, ports: Ports, tenant: Tenant) -> dict[s
         "collection_id": latest.collection_id,
         "file_name": latest.file_name,
         "source_url": latest.source_url,
+        "tags": latest.tags,
         "deleted_at": latest.deleted_at.isoformat() if latest.deleted_at else None,
         "versions": [version_body(r) for r in rows],
     }
@@ -176,15 +195,30 @@ async def compare_document_versions(document_id: str, a: int, b: int, ports: Por
 
 
 class DocumentPatch(BaseModel):
-    file_name: str = Field(description="The new name; the document keeps its id and versions.")
+    file_name: str | None = Field(None, description="The new name; the document keeps its id and versions.")
+    tags: list[str] | None = Field(
+        None,
+        description=f"The document's tags, replacing the current ones ([] removes all); {ACCEPTED_TAGS}. Search"
+        " sees them at once, without embedding again.",
+    )
 
 
 @router.patch("/documents/{document_id}")
-async def rename_document(
+async def patch_document(
     document_id: str, patch: DocumentPatch, ports: Ports, tenant: Tenant, actor: Actor
 ) -> dict[str, Any]:
-    """Rename a document (lineage kept); 409 with ``existing_document_id`` if the name is taken."""
-    await ports.documents.rename(tenant, document_id, clean_file_name(patch.file_name), actor=actor)
+    """Rename a document (lineage kept) and/or replace its tags.
+
+    409 with ``existing_document_id`` if the name is taken; 422 for tags outside what is accepted.
+    A tag change reaches the index as a payload update of the document's points (no re-embedding).
+    """
+    if patch.file_name is None and patch.tags is None:
+        raise InvalidInput("nothing to change: send file_name and/or tags")
+    tags = clean_tags(patch.tags) if patch.tags is not None else None
+    if patch.file_name is not None:
+        await ports.documents.rename(tenant, document_id, clean_file_name(patch.file_name), actor=actor)
+    if tags is not None and await ports.documents.set_tags(tenant, document_id, tags, actor=actor):
+        await announce_tags(tenant, document_id, ports, actor=actor)
     return await get_document(document_id, ports, tenant)
 
 

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 
 from ragstream_core.errors import InvalidInput, RagstreamError, UploadTooLarge, mapping_for
 from ragstream_core.telemetry import current_trace_id
-from ragstream_gateway.api import Actor, Ports, Tenant, version_body
+from ragstream_gateway.api import TAGS_FIELD, Actor, Ports, Tenant, form_tags, version_body
 from ragstream_gateway.handlers import Upload, accept_upload, check_identifier, clean_file_name
 from ragstream_gateway.media import ACCEPTED
 from ragstream_gateway.ports import GatewayPorts
@@ -41,7 +41,12 @@ _FORM = {
                         "type": "array",
                         "items": {"type": "string", "format": "binary"},
                         "description": "The documents, in the order their results are wanted.",
-                    }
+                    },
+                    "tags": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": TAGS_FIELD + " Applies to every file of the batch.",
+                    },
                 },
             }
         }
@@ -74,6 +79,7 @@ async def _upload_one(
     progress_url: str,
     batch_id: str,
     priority: str,
+    tags: list[str] | None,
 ) -> dict[str, Any]:
     try:
         upload = Upload(
@@ -85,6 +91,7 @@ async def _upload_one(
             actor=actor,
             batch_id=batch_id,
             priority=priority,
+            tags=tags,
         )
         result = await accept_upload(upload, ports)
     except RagstreamError as exc:
@@ -139,6 +146,8 @@ async def upload_batch(
         files = [value for value in form.getlist("files") if isinstance(value, UploadFile)]
         if not files:
             raise InvalidInput("the batch has no files: send each document as a multipart field named 'files'")
+        tag_fields = [value for value in form.getlist("tags") if isinstance(value, str)]
+        tags = form_tags(tag_fields) if tag_fields else None
         results = [
             await _upload_one(
                 file,
@@ -150,6 +159,7 @@ async def upload_batch(
                 progress_url=request.app.state.progress_url,
                 batch_id=batch,
                 priority=priority,
+                tags=tags,
             )
             for file in files
         ]

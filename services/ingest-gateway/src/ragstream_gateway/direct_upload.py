@@ -40,6 +40,7 @@ from ragstream_core.errors import (
     UnsupportedMediaType,
     mapping_for,
 )
+from ragstream_core.tags import clean_tags
 from ragstream_gateway.handlers import Upload, UploadResult, accept_upload, check_identifier, clean_file_name
 from ragstream_gateway.limits import checked_media_type, claimed_media_type, receiving_limit, too_large
 from ragstream_gateway.media import accepted_list
@@ -82,6 +83,8 @@ class DirectUpload:
     size_bytes: int | None = None
     sha256: str | None = None
     force: bool = False
+    #: the document's tags (replace its current ones at finalize); None keeps them
+    tags: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ async def open_direct_upload(
             raise EmptyUpload(f"size_bytes is {request.size_bytes}: a document has at least one byte")
         if request.size_bytes > (limit := receiving_limit(file_name, ports.settings)):
             raise too_large(claimed_media_type(file_name), limit)
+    tags = clean_tags(request.tags) if request.tags is not None else None
     upload_id = str(uuid.uuid4())
     staging_key = f"staging/{request.tenant_id}/{upload_id}"
     ttl_s = ports.settings.upload_ttl_s
@@ -143,6 +147,7 @@ async def open_direct_upload(
         staging_key=staging_key,
         token_sha256=_token_hash(token) if token else None,
         ttl_s=ttl_s,
+        tags=tags,
     )
     if presigner is not None:
         url = await presigner.presigned_put_url(staging_key, expires_s=ttl_s)
@@ -293,6 +298,7 @@ async def finalize_upload(tenant_id: str, upload_id: str, ports: GatewayPorts) -
                 file_name=claimed.file_name,
                 source=spool,
                 force=claimed.force,
+                tags=claimed.tags,
             )
             result = await accept_upload(upload, ports)
     except InvalidInput as exc:  # the bytes are wrong: final, and no job

@@ -24,6 +24,9 @@ class DirectUploadBody(BaseModel):
     size_bytes: int | None = Field(None, description="If given, finalize checks the stored size equals it.")
     sha256: str | None = Field(None, description="If given, finalize checks the stored bytes' SHA-256 equals it.")
     force: bool = Field(False, description="Process again even if the same bytes were uploaded.")
+    tags: list[str] | None = Field(
+        None, description="The document's tags, replacing its current ones at finalize; omitted: kept."
+    )
 
 
 @router.post("/collections/{collection_id}/uploads", status_code=201)
@@ -46,6 +49,7 @@ async def open_upload(
         size_bytes=body.size_bytes,
         sha256=body.sha256,
         force=body.force,
+        tags=body.tags,
     )
     ticket = await open_direct_upload(announced, ports, local_url=local_url)
     return {

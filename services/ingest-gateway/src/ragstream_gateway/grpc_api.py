@@ -10,6 +10,7 @@ from ragstream_core.errors import InvalidInput, NotFound
 from ragstream_core.events import timestamp_of
 from ragstream_core.grpc_server import tenant_from
 from ragstream_core.proto.ragstream.v1 import ingest_pb2, ingest_pb2_grpc
+from ragstream_core.tags import clean_tags
 from ragstream_gateway.handlers import Upload, UploadResult, accept_upload, check_identifier, clean_file_name
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.repository import VersionRow
@@ -35,6 +36,7 @@ def document_message(rows: list[VersionRow]) -> ingest_pb2.Document:
             )
             for r in rows
         ],
+        tags=rows[-1].tags,
     )
 
 
@@ -53,6 +55,7 @@ def upload_response(result: UploadResult, *, progress_url: str) -> ingest_pb2.Up
         file_name=row.file_name,
         created_at=timestamp_of(row.created_at),
         job_url=f"{progress_url}/v1/jobs/{row.job_id}",
+        tags=row.tags,
     )
 
 
@@ -105,10 +108,17 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         header = first.header
         collection = check_identifier("collection", header.collection_id)
         file_name = clean_file_name(header.file_name)
+        # repeated fields cannot say "none given": tags given replace the document's, none keep them
+        tags = clean_tags(header.tags) if header.tags else None
         spool, _ = await spool_stream(_chunks(requests), file_name=file_name, settings=self.ports.settings)
         with spool:
             upload = Upload(
-                tenant_id=tenant, collection_id=collection, file_name=file_name, source=spool, force=header.force
+                tenant_id=tenant,
+                collection_id=collection,
+                file_name=file_name,
+                source=spool,
+                force=header.force,
+                tags=tags,
             )
             result = await accept_upload(upload, self.ports)
         return upload_response(result, progress_url=self.ports.settings.progress_url)

@@ -16,16 +16,17 @@ import structlog
 from opentelemetry import propagate
 
 from ragstream_core.errors import Conflict, EmptyUpload, InvalidInput, NotFound, UploadTooLarge
-from ragstream_core.events import chunks_key, new_job_id
+from ragstream_core.events import chunks_key, new_job_id, timestamp_of
 from ragstream_core.proto.ragstream.v1.events_pb2 import (
     DocDeleted,
+    DocTagged,
     DocUploaded,
     EventMeta,
     JobFailed,
 )
 from ragstream_gateway.limits import checked_media_type, upload_limit
 from ragstream_gateway.ports import GatewayPorts
-from ragstream_gateway.repository import CollectionRow, Deletion, NewVersion, VersionRow
+from ragstream_gateway.repository import CollectionRow, Deletion, NewVersion, TagChange, VersionRow
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,8 @@ class Upload:
     priority: str = "normal"
     #: the batch the upload belongs to (batch upload, crawl, X-Batch-Id)
     batch_id: str | None = None
+    #: replace the document's tags (checked with ``ragstream_core.tags.clean_tags``); None keeps them
+    tags: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,9 @@ def job_meta(row: VersionRow, *, retry: int = 0) -> EventMeta:
         batch_id=row.batch_id or "",
         priority=row.priority,
         retry=retry,
+        tags=row.tags,
+        tags_revision=row.tags_revision,
+        version_created_at=timestamp_of(row.created_at),
     )
 
 
@@ -145,6 +151,39 @@ async def announce(row: VersionRow, collection: CollectionRow | None, ports: Gat
         log.warning("upload.publish_deferred", error=str(exc) or type(exc).__name__)
         return
     await ports.documents.mark_published(row.job_id)
+
+
+def document_tagged(change: TagChange, *, actor: str = "") -> DocTagged:
+    """The announcement of a document's tags (no job's event: ``job_id`` stays empty)."""
+    return DocTagged(
+        meta=EventMeta(
+            tenant_id=change.tenant_id,
+            collection_id=change.collection_id,
+            document_id=change.document_id,
+            file_name=change.file_name,
+            tags=change.tags,
+            tags_revision=change.tags_revision,
+        ),
+        actor=actor,
+    )
+
+
+async def announce_tags(tenant_id: str, document_id: str, ports: GatewayPorts, *, actor: str = "") -> bool:
+    """Announce a document's tag change not yet announced; whether the index will learn of it now.
+
+    If NATS is unreachable the change stays recorded as unannounced and ``republish_unpublished``
+    sends it later (the index keeps the newest revision, so order does not matter).
+    """
+    for change in await ports.documents.unpublished_tags(document_id=document_id):
+        if change.tenant_id != tenant_id:
+            continue
+        try:
+            await ports.events.publish(document_tagged(change, actor=actor))
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("tags.publish_deferred", document_id=document_id, error=str(exc) or type(exc).__name__)
+            return False
+        await ports.documents.mark_tags_published(document_id, change.tags_revision)
+    return True
 
 
 async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
@@ -181,11 +220,14 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
             priority=upload.priority,
             batch_id=upload.batch_id,
             traceparent=current_traceparent(),
+            tags=upload.tags,
         ),
         job_id=new_job_id(),
         model=settings.embedding_model,
         dimensions=settings.embedding_dimensions,
     )
+    if upload.tags is not None:
+        await announce_tags(upload.tenant_id, row.document_id, ports, actor=upload.actor)
     if unchanged:
         log.info("upload.unchanged", document_id=row.document_id, version=row.version)
         return UploadResult(row, unchanged=True)
@@ -376,4 +418,9 @@ async def republish_unpublished(ports: GatewayPorts) -> int:
     for deletion in deletions:
         await announce_deletion(deletion, ports)
         log.warning("delete.republished", job_id=deletion.job_id)
-    return len(rows) + len(deletions)
+    changes = await ports.documents.unpublished_tags(older_than_s=ports.settings.republish_after_s)
+    for change in changes:
+        await ports.events.publish(document_tagged(change))
+        await ports.documents.mark_tags_published(change.document_id, change.tags_revision)
+        log.warning("tags.republished", document_id=change.document_id, revision=change.tags_revision)
+    return len(rows) + len(deletions) + len(changes)

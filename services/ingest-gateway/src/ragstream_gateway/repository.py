@@ -55,6 +55,9 @@ class VersionRow:
     released_at: datetime | None = None
     cancel_requested: bool = False
     traceparent: str | None = None
+    #: the document's tags (not the version's: tags belong to the document) and their revision
+    tags: list[str] = field(default_factory=list)
+    tags_revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,18 @@ class CollectionRow:
     created_at: datetime
     updated_at: datetime
     document_count: int = 0
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """A document's tags as of ``tags_revision``, to announce."""
+
+    tenant_id: str
+    collection_id: str
+    document_id: str
+    file_name: str
+    tags: list[str]
+    tags_revision: int
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,8 @@ class NewVersion:
     batch_id: str | None = None
     #: the W3C trace context of the request, so that the job's later hops join its trace
     traceparent: str | None = None
+    #: replace the document's tags (None: keep them; a new document starts without)
+    tags: list[str] | None = None
 
 
 CHUNKING = ("structure", "tokens", "markdown")
@@ -118,7 +135,7 @@ SELECT d.document_id, d.tenant_id, d.collection_id, d.file_name, v.version, v.jo
        v.object_key, v.media_type, v.size_bytes, v.created_at, v.published_at, v.reason, v.label,
        v.uploaded_by, v.file_name AS uploaded_as, v.status, v.chunk_count, v.page_count, v.warnings,
        v.error, v.finished_at, d.source_url, d.deleted_at, v.priority, v.batch_id, v.retry, v.paused,
-       v.released_at, v.cancel_requested, v.traceparent
+       v.released_at, v.cancel_requested, v.traceparent, d.tags, d.tags_revision
 FROM gateway.document_versions v JOIN gateway.documents d USING (document_id)
 """
 
@@ -337,8 +354,16 @@ class DocumentRepository:
                     )
                     existing = await cur.fetchone()
                 if existing is not None:
+                    if new.tags is not None and await self._apply_tags(
+                        conn, new.tenant_id, existing.document_id, new.tags, actor=new.actor
+                    ):
+                        async with conn.cursor(row_factory=class_row(VersionRow)) as cur:
+                            await cur.execute(_VERSION_SELECT + " WHERE v.job_id = %s", (existing.job_id,))
+                            existing = await cur.fetchone() or existing
                     return existing, True, collection
             document_id = await self._document_for(conn, new)
+            if new.tags is not None:
+                await self._apply_tags(conn, new.tenant_id, document_id, new.tags, actor=new.actor)
             cur2 = await conn.execute(
                 "INSERT INTO gateway.document_versions (document_id, version, job_id, sha256, object_key, media_type,"
                 " size_bytes, reason, label, uploaded_by, file_name, priority, batch_id, traceparent)"
@@ -434,6 +459,68 @@ class DocumentRepository:
                 "UPDATE gateway.documents SET file_name = %s WHERE document_id = %s", (new.file_name, new.document_id)
             )
         return new.document_id
+
+    async def _apply_tags(
+        self, conn: AsyncConnection[Any], tenant_id: str, document_id: str, tags: list[str], *, actor: str
+    ) -> bool:
+        """Replace a document's tags (in the caller's transaction); whether they changed."""
+        cur = await conn.execute(
+            "UPDATE gateway.documents SET tags = %s, tags_revision = tags_revision + 1, tags_changed_at = now()"
+            " WHERE tenant_id = %s AND document_id = %s AND tags IS DISTINCT FROM %s::text[]"
+            " RETURNING collection_id, file_name, tags_revision",
+            (tags, tenant_id, document_id, tags),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return False
+        await audit(
+            conn,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="document.tag",
+            outcome="tagged",
+            collection_id=row[0],
+            document_id=document_id,
+            file_name=row[1],
+            tags=tags,
+            tags_revision=int(row[2]),
+        )
+        return True
+
+    async def set_tags(self, tenant_id: str, document_id: str, tags: list[str], *, actor: str) -> bool:
+        """Replace a live document's tags; whether they changed. ``NotFound`` for an unknown or deleted one."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT 1 FROM gateway.documents WHERE tenant_id = %s AND document_id = %s AND deleted_at IS NULL"
+                " FOR UPDATE",
+                (tenant_id, document_id),
+            )
+            if await cur.fetchone() is None:
+                raise NotFound(f"document {document_id!r} does not exist (or was deleted)")
+            return await self._apply_tags(conn, tenant_id, document_id, tags, actor=actor)
+
+    async def unpublished_tags(self, *, document_id: str | None = None, older_than_s: float = 0.0) -> list[TagChange]:
+        """Tag changes not yet announced: one document's, or every one older than ``older_than_s``."""
+        sql = (
+            "SELECT tenant_id, collection_id, document_id, file_name, tags, tags_revision FROM gateway.documents"
+            " WHERE tags_published_revision < tags_revision AND deleted_at IS NULL"
+        )
+        params: tuple[Any, ...]
+        if document_id is not None:
+            sql, params = sql + " AND document_id = %s", (document_id,)
+        else:
+            sql, params = sql + " AND tags_changed_at < now() - make_interval(secs => %s)", (older_than_s,)
+        async with self.pool.connection() as conn, conn.cursor(row_factory=class_row(TagChange)) as cur:
+            await cur.execute(sql + " ORDER BY tags_changed_at LIMIT 1000", params)
+            return await cur.fetchall()
+
+    async def mark_tags_published(self, document_id: str, revision: int) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE gateway.documents SET tags_published_revision = GREATEST(tags_published_revision, %s)"
+                " WHERE document_id = %s",
+                (revision, document_id),
+            )
 
     async def rename(self, tenant_id: str, document_id: str, file_name: str, *, actor: str) -> None:
         async with self.pool.connection() as conn, conn.transaction():

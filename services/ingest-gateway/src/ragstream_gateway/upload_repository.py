@@ -40,6 +40,8 @@ class UploadRow:
     version: int | None
     unchanged: bool | None
     error: dict[str, Any] | None
+    #: the document's tags announced with the upload (None: none given)
+    tags: list[str] | None = None
 
 
 class UploadRepository:
@@ -66,12 +68,13 @@ class UploadRepository:
         staging_key: str,
         token_sha256: str | None,
         ttl_s: float,
+        tags: list[str] | None = None,
     ) -> UploadRow:
         """Record a pending upload that expires ``ttl_s`` from now (the database's clock)."""
         row = await self._one(
             "INSERT INTO gateway.uploads (upload_id, tenant_id, collection_id, file_name, declared_size,"
-            " declared_sha256, force, staging_key, token_sha256, expires_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s)) RETURNING *",
+            " declared_sha256, force, staging_key, token_sha256, expires_at, tags)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s) RETURNING *",
             (
                 upload_id,
                 tenant_id,
@@ -83,6 +86,7 @@ class UploadRepository:
                 staging_key,
                 token_sha256,
                 ttl_s,
+                tags,
             ),
         )
         assert row is not None

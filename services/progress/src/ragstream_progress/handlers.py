@@ -19,7 +19,12 @@ class ProgressPorts(Protocol):
 
 
 async def project_event(event: Message, delivery: Delivery, ports: ProgressPorts) -> None:
-    """Apply ``event`` to its job. Idempotent: a redelivered event changes nothing."""
+    """Apply ``event`` to its job. Idempotent: a redelivered event changes nothing.
+
+    Events of no job (a document's tag change, ``DocTagged`` / ``IndexTagged``) are passed over.
+    """
+    if not event.meta.job_id:  # type: ignore[attr-defined]
+        return
     applied = await ports.jobs.apply(event, stream_sequence=delivery.stream_sequence, trace_id=current_trace_id())
     if not applied:
         log.info("event.duplicate", event_id=event.meta.event_id)  # type: ignore[attr-defined]

@@ -22,29 +22,30 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ragstream/v1/chat.proto\x12\x0cragstream.v1\"p\n\nAskRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x10\n\x08question\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x17\n\x0f\x63onversation_id\x18\x05 \x01(\t\"\xa9\x01\n\x08\x43itation\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\x12\x11\n\tfile_name\x18\x04 \x01(\t\x12\x14\n\x0cheading_path\x18\x05 \x03(\t\x12\x0c\n\x04page\x18\x06 \x01(\r\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\r\n\x05score\x18\x08 \x01(\x02\x12\x13\n\x0b\x63hunk_index\x18\t \x01(\r\"@\n\x0e\x41nswerSentence\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\tcitations\x18\x03 \x03(\r\"\xc3\x01\n\x0b\x41skResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12)\n\tcitations\x18\x02 \x03(\x0b\x32\x16.ragstream.v1.Citation\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x04 \x01(\t\x12\x12\n\nmessage_id\x18\x05 \x01(\t\x12/\n\tsentences\x18\x06 \x03(\x0b\x32\x1c.ragstream.v1.AnswerSentence\x12\r\n\x05query\x18\x07 \x01(\t\"V\n\nAskStarted\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\r\n\x05query\x18\x04 \x01(\t\"\x1b\n\x0b\x41nswerDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xf5\x01\n\x08\x41skEvent\x12+\n\x07started\x18\x01 \x01(\x0b\x32\x18.ragstream.v1.AskStartedH\x00\x12*\n\x08\x63itation\x18\x02 \x01(\x0b\x32\x16.ragstream.v1.CitationH\x00\x12*\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x19.ragstream.v1.AnswerDeltaH\x00\x12\x30\n\x08sentence\x18\x04 \x01(\x0b\x32\x1c.ragstream.v1.AnswerSentenceH\x00\x12)\n\x04\x64one\x18\x05 \x01(\x0b\x32\x19.ragstream.v1.AskResponseH\x00\x42\x07\n\x05\x65vent2\x8a\x01\n\x0b\x43hatService\x12:\n\x03\x41sk\x12\x18.ragstream.v1.AskRequest\x1a\x19.ragstream.v1.AskResponse\x12?\n\tAskStream\x12\x18.ragstream.v1.AskRequest\x1a\x16.ragstream.v1.AskEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ragstream/v1/chat.proto\x12\x0cragstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x01\n\nAskRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x10\n\x08question\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x17\n\x0f\x63onversation_id\x18\x05 \x01(\t\x12\x0c\n\x04tags\x18\x14 \x03(\t\x12-\n\tdate_from\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61te_to\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\x08\x43itation\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\x12\x11\n\tfile_name\x18\x04 \x01(\t\x12\x14\n\x0cheading_path\x18\x05 \x03(\t\x12\x0c\n\x04page\x18\x06 \x01(\r\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\r\n\x05score\x18\x08 \x01(\x02\x12\x13\n\x0b\x63hunk_index\x18\t \x01(\r\"@\n\x0e\x41nswerSentence\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\tcitations\x18\x03 \x03(\r\"\xc3\x01\n\x0b\x41skResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12)\n\tcitations\x18\x02 \x03(\x0b\x32\x16.ragstream.v1.Citation\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x04 \x01(\t\x12\x12\n\nmessage_id\x18\x05 \x01(\t\x12/\n\tsentences\x18\x06 \x03(\x0b\x32\x1c.ragstream.v1.AnswerSentence\x12\r\n\x05query\x18\x07 \x01(\t\"V\n\nAskStarted\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\r\n\x05query\x18\x04 \x01(\t\"\x1b\n\x0b\x41nswerDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xf5\x01\n\x08\x41skEvent\x12+\n\x07started\x18\x01 \x01(\x0b\x32\x18.ragstream.v1.AskStartedH\x00\x12*\n\x08\x63itation\x18\x02 \x01(\x0b\x32\x16.ragstream.v1.CitationH\x00\x12*\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x19.ragstream.v1.AnswerDeltaH\x00\x12\x30\n\x08sentence\x18\x04 \x01(\x0b\x32\x1c.ragstream.v1.AnswerSentenceH\x00\x12)\n\x04\x64one\x18\x05 \x01(\x0b\x32\x19.ragstream.v1.AskResponseH\x00\x42\x07\n\x05\x65vent2\x8a\x01\n\x0b\x43hatService\x12:\n\x03\x41sk\x12\x18.ragstream.v1.AskRequest\x1a\x19.ragstream.v1.AskResponse\x12?\n\tAskStream\x12\x18.ragstream.v1.AskRequest\x1a\x16.ragstream.v1.AskEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragstream.v1.chat_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ASKREQUEST']._serialized_start=41
-  _globals['_ASKREQUEST']._serialized_end=153
-  _globals['_CITATION']._serialized_start=156
-  _globals['_CITATION']._serialized_end=325
-  _globals['_ANSWERSENTENCE']._serialized_start=327
-  _globals['_ANSWERSENTENCE']._serialized_end=391
-  _globals['_ASKRESPONSE']._serialized_start=394
-  _globals['_ASKRESPONSE']._serialized_end=589
-  _globals['_ASKSTARTED']._serialized_start=591
-  _globals['_ASKSTARTED']._serialized_end=677
-  _globals['_ANSWERDELTA']._serialized_start=679
-  _globals['_ANSWERDELTA']._serialized_end=706
-  _globals['_ASKEVENT']._serialized_start=709
-  _globals['_ASKEVENT']._serialized_end=954
-  _globals['_CHATSERVICE']._serialized_start=957
-  _globals['_CHATSERVICE']._serialized_end=1095
+  _globals['_ASKREQUEST']._serialized_start=75
+  _globals['_ASKREQUEST']._serialized_end=293
+  _globals['_CITATION']._serialized_start=296
+  _globals['_CITATION']._serialized_end=465
+  _globals['_ANSWERSENTENCE']._serialized_start=467
+  _globals['_ANSWERSENTENCE']._serialized_end=531
+  _globals['_ASKRESPONSE']._serialized_start=534
+  _globals['_ASKRESPONSE']._serialized_end=729
+  _globals['_ASKSTARTED']._serialized_start=731
+  _globals['_ASKSTARTED']._serialized_end=817
+  _globals['_ANSWERDELTA']._serialized_start=819
+  _globals['_ANSWERDELTA']._serialized_end=846
+  _globals['_ASKEVENT']._serialized_start=849
+  _globals['_ASKEVENT']._serialized_end=1094
+  _globals['_CHATSERVICE']._serialized_start=1097
+  _globals['_CHATSERVICE']._serialized_end=1235
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -7,18 +10,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AskRequest(_message.Message):
-    __slots__ = ("tenant_id", "collection_id", "question", "top_k", "conversation_id")
+    __slots__ = ("tenant_id", "collection_id", "question", "top_k", "conversation_id", "tags", "date_from", "date_to")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    DATE_FROM_FIELD_NUMBER: _ClassVar[int]
+    DATE_TO_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     collection_id: str
     question: str
     top_k: int
     conversation_id: str
-    def __init__(self, tenant_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., question: _Optional[str] = ..., top_k: _Optional[int] = ..., conversation_id: _Optional[str] = ...) -> None: ...
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    date_from: _timestamp_pb2.Timestamp
+    date_to: _timestamp_pb2.Timestamp
+    def __init__(self, tenant_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., question: _Optional[str] = ..., top_k: _Optional[int] = ..., conversation_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., date_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., date_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Citation(_message.Message):
     __slots__ = ("number", "document_id", "version", "file_name", "heading_path", "page", "text", "score", "chunk_index")

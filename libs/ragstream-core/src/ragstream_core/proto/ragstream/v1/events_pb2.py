@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ragstream/v1/events.proto\x12\x0cragstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x01\n\tEventMeta\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x15\n\rcollection_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\r\x12/\n\x0boccurred_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfile_name\x18\x08 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\t\x12\r\n\x05retry\x18\x0b \x01(\r\"\xd4\x01\n\x0b\x44ocUploaded\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\x12\n\nobject_key\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x10\n\x08\x63hunking\x18\x06 \x01(\t\x12\x30\n\x07\x63olumns\x18\x07 \x01(\x0b\x32\x1f.ragstream.v1.ColumnPreferences\x12\x0e\n\x06reason\x18\x08 \x01(\t\"C\n\x11\x43olumnPreferences\x12\x15\n\rembed_columns\x18\x01 \x03(\t\x12\x17\n\x0f\x63ontext_columns\x18\x02 \x03(\t\"_\n\x0b\x44ocReleased\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12)\n\x06upload\x18\x02 \x01(\x0b\x32\x19.ragstream.v1.DocUploaded\"\x81\x01\n\rStageProgress\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0c\n\x04\x64one\x18\x03 \x01(\r\x12\r\n\x05total\x18\x04 \x01(\r\x12\x0c\n\x04unit\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\"\xc1\x01\n\tDocParsed\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\x12\n\nchunks_key\x18\x02 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\r\x12\x12\n\npage_count\x18\x04 \x01(\r\x12\x12\n\nmedia_type\x18\x05 \x01(\t\x12\x13\n\x0btoken_count\x18\x06 \x01(\r\x12\x15\n\rparse_seconds\x18\x07 \x01(\x01\x12\x10\n\x08warnings\x18\x08 \x03(\t\"\xd1\x01\n\x0cIndexUpdated\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\r\x12\x18\n\x10truncated_chunks\x18\x03 \x01(\r\x12\x17\n\x0f\x65mbedding_model\x18\x04 \x01(\t\x12\x12\n\ndimensions\x18\x05 \x01(\r\x12\x15\n\rembed_seconds\x18\x06 \x01(\x01\x12\x16\n\x0eremoved_points\x18\x07 \x01(\r\x12\x0f\n\x07\x64\x65leted\x18\x08 \x01(\x08\"]\n\nDocDeleted\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x19\n\x11\x63\x61ncelled_job_ids\x18\x03 \x03(\t\"\x98\x01\n\tJobFailed\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12\x12\n\nerror_type\x18\x05 \x01(\t\x12\x11\n\tretryable\x18\x06 \x01(\x08\x12\x0c\n\x04hint\x18\x07 \x01(\t\"y\n\rJobControlled\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\ncontrol_id\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ragstream/v1/events.proto\x12\x0cragstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x02\n\tEventMeta\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x15\n\rcollection_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\r\x12/\n\x0boccurred_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfile_name\x18\x08 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\t\x12\r\n\x05retry\x18\x0b \x01(\r\x12\x0c\n\x04tags\x18\x14 \x03(\t\x12\x15\n\rtags_revision\x18\x15 \x01(\x04\x12\x36\n\x12version_created_at\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd4\x01\n\x0b\x44ocUploaded\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\x12\n\nobject_key\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x10\n\x08\x63hunking\x18\x06 \x01(\t\x12\x30\n\x07\x63olumns\x18\x07 \x01(\x0b\x32\x1f.ragstream.v1.ColumnPreferences\x12\x0e\n\x06reason\x18\x08 \x01(\t\"C\n\x11\x43olumnPreferences\x12\x15\n\rembed_columns\x18\x01 \x03(\t\x12\x17\n\x0f\x63ontext_columns\x18\x02 \x03(\t\"_\n\x0b\x44ocReleased\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12)\n\x06upload\x18\x02 \x01(\x0b\x32\x19.ragstream.v1.DocUploaded\"\x81\x01\n\rStageProgress\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0c\n\x04\x64one\x18\x03 \x01(\r\x12\r\n\x05total\x18\x04 \x01(\r\x12\x0c\n\x04unit\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\"\xc1\x01\n\tDocParsed\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\x12\n\nchunks_key\x18\x02 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\r\x12\x12\n\npage_count\x18\x04 \x01(\r\x12\x12\n\nmedia_type\x18\x05 \x01(\t\x12\x13\n\x0btoken_count\x18\x06 \x01(\r\x12\x15\n\rparse_seconds\x18\x07 \x01(\x01\x12\x10\n\x08warnings\x18\x08 \x03(\t\"\xd1\x01\n\x0cIndexUpdated\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\r\x12\x18\n\x10truncated_chunks\x18\x03 \x01(\r\x12\x17\n\x0f\x65mbedding_model\x18\x04 \x01(\t\x12\x12\n\ndimensions\x18\x05 \x01(\r\x12\x15\n\rembed_seconds\x18\x06 \x01(\x01\x12\x16\n\x0eremoved_points\x18\x07 \x01(\r\x12\x0f\n\x07\x64\x65leted\x18\x08 \x01(\x08\"]\n\nDocDeleted\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x19\n\x11\x63\x61ncelled_job_ids\x18\x03 \x03(\t\"\x98\x01\n\tJobFailed\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12\x12\n\nerror_type\x18\x05 \x01(\t\x12\x11\n\tretryable\x18\x06 \x01(\x08\x12\x0c\n\x04hint\x18\x07 \x01(\t\"y\n\rJobControlled\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\ncontrol_id\x18\x05 \x01(\t\"A\n\tDocTagged\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\"L\n\x0bIndexTagged\x12%\n\x04meta\x18\x01 \x01(\x0b\x32\x17.ragstream.v1.EventMeta\x12\x16\n\x0eupdated_points\x18\x02 \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,23 +33,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragstream.v1.events_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENTMETA']._serialized_start=77
-  _globals['_EVENTMETA']._serialized_end=321
-  _globals['_DOCUPLOADED']._serialized_start=324
-  _globals['_DOCUPLOADED']._serialized_end=536
-  _globals['_COLUMNPREFERENCES']._serialized_start=538
-  _globals['_COLUMNPREFERENCES']._serialized_end=605
-  _globals['_DOCRELEASED']._serialized_start=607
-  _globals['_DOCRELEASED']._serialized_end=702
-  _globals['_STAGEPROGRESS']._serialized_start=705
-  _globals['_STAGEPROGRESS']._serialized_end=834
-  _globals['_DOCPARSED']._serialized_start=837
-  _globals['_DOCPARSED']._serialized_end=1030
-  _globals['_INDEXUPDATED']._serialized_start=1033
-  _globals['_INDEXUPDATED']._serialized_end=1242
-  _globals['_DOCDELETED']._serialized_start=1244
-  _globals['_DOCDELETED']._serialized_end=1337
-  _globals['_JOBFAILED']._serialized_start=1340
-  _globals['_JOBFAILED']._serialized_end=1492
-  _globals['_JOBCONTROLLED']._serialized_start=1494
-  _globals['_JOBCONTROLLED']._serialized_end=1615
+  _globals['_EVENTMETA']._serialized_end=414
+  _globals['_DOCUPLOADED']._serialized_start=417
+  _globals['_DOCUPLOADED']._serialized_end=629
+  _globals['_COLUMNPREFERENCES']._serialized_start=631
+  _globals['_COLUMNPREFERENCES']._serialized_end=698
+  _globals['_DOCRELEASED']._serialized_start=700
+  _globals['_DOCRELEASED']._serialized_end=795
+  _globals['_STAGEPROGRESS']._serialized_start=798
+  _globals['_STAGEPROGRESS']._serialized_end=927
+  _globals['_DOCPARSED']._serialized_start=930
+  _globals['_DOCPARSED']._serialized_end=1123
+  _globals['_INDEXUPDATED']._serialized_start=1126
+  _globals['_INDEXUPDATED']._serialized_end=1335
+  _globals['_DOCDELETED']._serialized_start=1337
+  _globals['_DOCDELETED']._serialized_end=1430
+  _globals['_JOBFAILED']._serialized_start=1433
+  _globals['_JOBFAILED']._serialized_end=1585
+  _globals['_JOBCONTROLLED']._serialized_start=1587
+  _globals['_JOBCONTROLLED']._serialized_end=1708
+  _globals['_DOCTAGGED']._serialized_start=1710
+  _globals['_DOCTAGGED']._serialized_end=1775
+  _globals['_INDEXTAGGED']._serialized_start=1777
+  _globals['_INDEXTAGGED']._serialized_end=1853
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EventMeta(_message.Message):
-    __slots__ = ("event_id", "job_id", "tenant_id", "collection_id", "document_id", "version", "occurred_at", "file_name", "batch_id", "priority", "retry")
+    __slots__ = ("event_id", "job_id", "tenant_id", "collection_id", "document_id", "version", "occurred_at", "file_name", "batch_id", "priority", "retry", "tags", "tags_revision", "version_created_at")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,9 @@ class EventMeta(_message.Message):
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     RETRY_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_REVISION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     job_id: str
     tenant_id: str
@@ -33,7 +36,10 @@ class EventMeta(_message.Message):
     batch_id: str
     priority: str
     retry: int
-    def __init__(self, event_id: _Optional[str] = ..., job_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., document_id: _Optional[str] = ..., version: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., file_name: _Optional[str] = ..., batch_id: _Optional[str] = ..., priority: _Optional[str] = ..., retry: _Optional[int] = ...) -> None: ...
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    tags_revision: int
+    version_created_at: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., job_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., document_id: _Optional[str] = ..., version: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., file_name: _Optional[str] = ..., batch_id: _Optional[str] = ..., priority: _Optional[str] = ..., retry: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., tags_revision: _Optional[int] = ..., version_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DocUploaded(_message.Message):
     __slots__ = ("meta", "object_key", "media_type", "size_bytes", "sha256", "chunking", "columns", "reason")
@@ -168,3 +174,19 @@ class JobControlled(_message.Message):
     reason: str
     control_id: str
     def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., action: _Optional[str] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., control_id: _Optional[str] = ...) -> None: ...
+
+class DocTagged(_message.Message):
+    __slots__ = ("meta", "actor")
+    META_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    meta: EventMeta
+    actor: str
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., actor: _Optional[str] = ...) -> None: ...
+
+class IndexTagged(_message.Message):
+    __slots__ = ("meta", "updated_points")
+    META_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_POINTS_FIELD_NUMBER: _ClassVar[int]
+    meta: EventMeta
+    updated_points: int
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., updated_points: _Optional[int] = ...) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ragstream/v1/ingest.proto\x12\x0cragstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x12GetDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"<\n\x14ListDocumentsRequest\x12\x15\n\rcollection_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"\x9a\x01\n\x0f\x44ocumentVersion\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nmedia_type\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x04\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12/\n\x08versions\x18\x04 \x03(\x0b\x32\x1d.ragstream.v1.DocumentVersion\"B\n\x15ListDocumentsResponse\x12)\n\tdocuments\x18\x01 \x03(\x0b\x32\x16.ragstream.v1.Document\"G\n\x0cUploadHeader\x12\x15\n\rcollection_id\x18\x01 \x01(\t\x12\x11\n\tfile_name\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"V\n\rUploadRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.ragstream.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xfc\x01\n\x0eUploadResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x11\n\tunchanged\x18\x04 \x01(\x08\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x12\n\nmedia_type\x18\x07 \x01(\t\x12\x15\n\rcollection_id\x18\x08 \x01(\t\x12\x11\n\tfile_name\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07job_url\x18\x0b \x01(\t2\xf9\x01\n\rIngestService\x12G\n\x0bGetDocument\x12 .ragstream.v1.GetDocumentRequest\x1a\x16.ragstream.v1.Document\x12X\n\rListDocuments\x12\".ragstream.v1.ListDocumentsRequest\x1a#.ragstream.v1.ListDocumentsResponse\x12\x45\n\x06Upload\x12\x1b.ragstream.v1.UploadRequest\x1a\x1c.ragstream.v1.UploadResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ragstream/v1/ingest.proto\x12\x0cragstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x12GetDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"<\n\x14ListDocumentsRequest\x12\x15\n\rcollection_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"\x9a\x01\n\x0f\x44ocumentVersion\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nmedia_type\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x04\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x88\x01\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12/\n\x08versions\x18\x04 \x03(\x0b\x32\x1d.ragstream.v1.DocumentVersion\x12\x0c\n\x04tags\x18\x14 \x03(\t\"B\n\x15ListDocumentsResponse\x12)\n\tdocuments\x18\x01 \x03(\x0b\x32\x16.ragstream.v1.Document\"U\n\x0cUploadHeader\x12\x15\n\rcollection_id\x18\x01 \x01(\t\x12\x11\n\tfile_name\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\x12\x0c\n\x04tags\x18\x14 \x03(\t\"V\n\rUploadRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.ragstream.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x8a\x02\n\x0eUploadResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x11\n\tunchanged\x18\x04 \x01(\x08\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x12\n\nmedia_type\x18\x07 \x01(\t\x12\x15\n\rcollection_id\x18\x08 \x01(\t\x12\x11\n\tfile_name\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07job_url\x18\x0b \x01(\t\x12\x0c\n\x04tags\x18\x14 \x03(\t2\xf9\x01\n\rIngestService\x12G\n\x0bGetDocument\x12 .ragstream.v1.GetDocumentRequest\x1a\x16.ragstream.v1.Document\x12X\n\rListDocuments\x12\".ragstream.v1.ListDocumentsRequest\x1a#.ragstream.v1.ListDocumentsResponse\x12\x45\n\x06Upload\x12\x1b.ragstream.v1.UploadRequest\x1a\x1c.ragstream.v1.UploadResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,16 +38,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTDOCUMENTSREQUEST']._serialized_end=179
   _globals['_DOCUMENTVERSION']._serialized_start=182
   _globals['_DOCUMENTVERSION']._serialized_end=336
-  _globals['_DOCUMENT']._serialized_start=338
-  _globals['_DOCUMENT']._serialized_end=460
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=462
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=528
-  _globals['_UPLOADHEADER']._serialized_start=530
-  _globals['_UPLOADHEADER']._serialized_end=601
-  _globals['_UPLOADREQUEST']._serialized_start=603
-  _globals['_UPLOADREQUEST']._serialized_end=689
-  _globals['_UPLOADRESPONSE']._serialized_start=692
-  _globals['_UPLOADRESPONSE']._serialized_end=944
-  _globals['_INGESTSERVICE']._serialized_start=947
-  _globals['_INGESTSERVICE']._serialized_end=1196
+  _globals['_DOCUMENT']._serialized_start=339
+  _globals['_DOCUMENT']._serialized_end=475
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=477
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=543
+  _globals['_UPLOADHEADER']._serialized_start=545
+  _globals['_UPLOADHEADER']._serialized_end=630
+  _globals['_UPLOADREQUEST']._serialized_start=632
+  _globals['_UPLOADREQUEST']._serialized_end=718
+  _globals['_UPLOADRESPONSE']._serialized_start=721
+  _globals['_UPLOADRESPONSE']._serialized_end=987
+  _globals['_INGESTSERVICE']._serialized_start=990
+  _globals['_INGESTSERVICE']._serialized_end=1239
 # @@protoc_insertion_point(module_scope)

@@ -40,16 +40,18 @@ class DocumentVersion(_message.Message):
     def __init__(self, version: _Optional[int] = ..., job_id: _Optional[str] = ..., sha256: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Document(_message.Message):
-    __slots__ = ("document_id", "collection_id", "file_name", "versions")
+    __slots__ = ("document_id", "collection_id", "file_name", "versions", "tags")
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     document_id: str
     collection_id: str
     file_name: str
     versions: _containers.RepeatedCompositeFieldContainer[DocumentVersion]
-    def __init__(self, document_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., file_name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[DocumentVersion, _Mapping]]] = ...) -> None: ...
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, document_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., file_name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[DocumentVersion, _Mapping]]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListDocumentsResponse(_message.Message):
     __slots__ = ("documents",)
@@ -58,14 +60,16 @@ class ListDocumentsResponse(_message.Message):
     def __init__(self, documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ...) -> None: ...
 
 class UploadHeader(_message.Message):
-    __slots__ = ("collection_id", "file_name", "force")
+    __slots__ = ("collection_id", "file_name", "force", "tags")
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     collection_id: str
     file_name: str
     force: bool
-    def __init__(self, collection_id: _Optional[str] = ..., file_name: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection_id: _Optional[str] = ..., file_name: _Optional[str] = ..., force: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UploadRequest(_message.Message):
     __slots__ = ("header", "chunk")
@@ -76,7 +80,7 @@ class UploadRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class UploadResponse(_message.Message):
-    __slots__ = ("document_id", "version", "job_id", "unchanged", "sha256", "size_bytes", "media_type", "collection_id", "file_name", "created_at", "job_url")
+    __slots__ = ("document_id", "version", "job_id", "unchanged", "sha256", "size_bytes", "media_type", "collection_id", "file_name", "created_at", "job_url", "tags")
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +92,7 @@ class UploadResponse(_message.Message):
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     JOB_URL_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     document_id: str
     version: int
     job_id: str
@@ -99,4 +104,5 @@ class UploadResponse(_message.Message):
     file_name: str
     created_at: _timestamp_pb2.Timestamp
     job_url: str
-    def __init__(self, document_id: _Optional[str] = ..., version: _Optional[int] = ..., job_id: _Optional[str] = ..., unchanged: _Optional[bool] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., media_type: _Optional[str] = ..., collection_id: _Optional[str] = ..., file_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_url: _Optional[str] = ...) -> None: ...
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, document_id: _Optional[str] = ..., version: _Optional[int] = ..., job_id: _Optional[str] = ..., unchanged: _Optional[bool] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., media_type: _Optional[str] = ..., collection_id: _Optional[str] = ..., file_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_url: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...

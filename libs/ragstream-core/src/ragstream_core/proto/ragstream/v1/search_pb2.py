@@ -22,21 +22,22 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ragstream/v1/search.proto\x12\x0cragstream.v1\"\xd3\x01\n\rSearchRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x14\n\x0c\x64ocument_ids\x18\x05 \x03(\t\x12&\n\x04mode\x18\x06 \x01(\x0e\x32\x18.ragstream.v1.SearchMode\x12\x13\n\x0bmedia_types\x18\x07 \x03(\t\x12\x12\n\nfile_names\x18\x08 \x03(\t\x12\x13\n\x0bkeep_chunks\x18\t \x01(\x08\"\xd9\x01\n\tSearchHit\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x03 \x01(\r\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x11\n\tfile_name\x18\x05 \x01(\t\x12\x14\n\x0cheading_path\x18\x06 \x03(\t\x12\x0c\n\x04page\x18\x07 \x01(\r\x12\r\n\x05score\x18\x08 \x01(\x02\x12\x12\n\nmedia_type\x18\t \x01(\t\x12\x15\n\rchunk_indexes\x18\n \x03(\r\x12\x12\n\nrank_score\x18\x0b \x01(\x02\"\x87\x01\n\x0eSearchResponse\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.ragstream.v1.SearchHit\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x03 \x01(\t\x12&\n\x04mode\x18\x04 \x01(\x0e\x32\x18.ragstream.v1.SearchMode*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x01\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x02\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ragstream/v1/search.proto\x12\x0cragstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x02\n\rSearchRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x14\n\x0c\x64ocument_ids\x18\x05 \x03(\t\x12&\n\x04mode\x18\x06 \x01(\x0e\x32\x18.ragstream.v1.SearchMode\x12\x13\n\x0bmedia_types\x18\x07 \x03(\t\x12\x12\n\nfile_names\x18\x08 \x03(\t\x12\x13\n\x0bkeep_chunks\x18\t \x01(\x08\x12\x0c\n\x04tags\x18\n \x03(\t\x12-\n\tdate_from\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61te_to\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd9\x01\n\tSearchHit\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x03 \x01(\r\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x11\n\tfile_name\x18\x05 \x01(\t\x12\x14\n\x0cheading_path\x18\x06 \x03(\t\x12\x0c\n\x04page\x18\x07 \x01(\r\x12\r\n\x05score\x18\x08 \x01(\x02\x12\x12\n\nmedia_type\x18\t \x01(\t\x12\x15\n\rchunk_indexes\x18\n \x03(\r\x12\x12\n\nrank_score\x18\x0b \x01(\x02\"\x87\x01\n\x0eSearchResponse\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.ragstream.v1.SearchHit\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x03 \x01(\t\x12&\n\x04mode\x18\x04 \x01(\x0e\x32\x18.ragstream.v1.SearchMode*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x01\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x02\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragstream.v1.search_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEARCHMODE']._serialized_start=615
-  _globals['_SEARCHMODE']._serialized_end=727
-  _globals['_SEARCHREQUEST']._serialized_start=44
-  _globals['_SEARCHREQUEST']._serialized_end=255
-  _globals['_SEARCHHIT']._serialized_start=258
-  _globals['_SEARCHHIT']._serialized_end=475
-  _globals['_SEARCHRESPONSE']._serialized_start=478
-  _globals['_SEARCHRESPONSE']._serialized_end=613
+  _globals['_SEARCHMODE']._serialized_start=754
+  _globals['_SEARCHMODE']._serialized_end=866
+  _globals['_SEARCHREQUEST']._serialized_start=77
+  _globals['_SEARCHREQUEST']._serialized_end=394
+  _globals['_SEARCHHIT']._serialized_start=397
+  _globals['_SEARCHHIT']._serialized_end=614
+  _globals['_SEARCHRESPONSE']._serialized_start=617
+  _globals['_SEARCHRESPONSE']._serialized_end=752
 # @@protoc_insertion_point(module_scope)

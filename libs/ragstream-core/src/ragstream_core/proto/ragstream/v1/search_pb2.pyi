@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -19,7 +22,7 @@ SEARCH_MODE_DENSE: SearchMode
 SEARCH_MODE_SPARSE: SearchMode
 
 class SearchRequest(_message.Message):
-    __slots__ = ("tenant_id", "collection_id", "query", "top_k", "document_ids", "mode", "media_types", "file_names", "keep_chunks")
+    __slots__ = ("tenant_id", "collection_id", "query", "top_k", "document_ids", "mode", "media_types", "file_names", "keep_chunks", "tags", "date_from", "date_to")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +32,9 @@ class SearchRequest(_message.Message):
     MEDIA_TYPES_FIELD_NUMBER: _ClassVar[int]
     FILE_NAMES_FIELD_NUMBER: _ClassVar[int]
     KEEP_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    DATE_FROM_FIELD_NUMBER: _ClassVar[int]
+    DATE_TO_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     collection_id: str
     query: str
@@ -38,7 +44,10 @@ class SearchRequest(_message.Message):
     media_types: _containers.RepeatedScalarFieldContainer[str]
     file_names: _containers.RepeatedScalarFieldContainer[str]
     keep_chunks: bool
-    def __init__(self, tenant_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., document_ids: _Optional[_Iterable[str]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., media_types: _Optional[_Iterable[str]] = ..., file_names: _Optional[_Iterable[str]] = ..., keep_chunks: _Optional[bool] = ...) -> None: ...
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    date_from: _timestamp_pb2.Timestamp
+    date_to: _timestamp_pb2.Timestamp
+    def __init__(self, tenant_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., document_ids: _Optional[_Iterable[str]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., media_types: _Optional[_Iterable[str]] = ..., file_names: _Optional[_Iterable[str]] = ..., keep_chunks: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., date_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., date_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("document_id", "version", "chunk_index", "text", "file_name", "heading_path", "page", "score", "media_type", "chunk_indexes", "rank_score")
