@@ -11,12 +11,35 @@ from pathlib import Path
 from ragstream_devstack.stack import Stack
 
 
+def print_trace(path: Path, *, job_id: str = "") -> int:
+    """Print the trace of the latest job (or ``job_id``) from ``path``; 1 with a reason if none."""
+    from ragstream_core.trace_file import last_job_trace, read_spans, render_tree
+
+    if not path.exists():
+        sys.stderr.write(
+            f"no spans at {path}: start the system with `make run` (without OTEL_EXPORTER_OTLP_ENDPOINT) "
+            "and upload a document\n"
+        )
+        return 1
+    spans = last_job_trace(read_spans(path), job_id=job_id)
+    if not spans:
+        sys.stderr.write(f"no job{' ' + job_id if job_id else ''} in {path}: upload a document first\n")
+        return 1
+    sys.stdout.write(render_tree(spans) + "\n")
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="ragstream-devstack")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start NATS, PostgreSQL and the five services; Ctrl-C stops")
     run.add_argument("--data-dir", type=Path, default=Path("data"))
+    traces = sub.add_parser("traces", help="print the last job's trace (or --job's) as a tree")
+    traces.add_argument("--data-dir", type=Path, default=Path("data"))
+    traces.add_argument("--job", default="", help="a job id; default: the latest upload")
     args = parser.parse_args()
+    if args.command == "traces":
+        sys.exit(print_trace(args.data_dir / "traces.jsonl", job_id=args.job))
 
     stack = Stack(data_dir=args.data_dir, fixed_ports=True)
     stopped = threading.Event()
