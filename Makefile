@@ -76,8 +76,8 @@ soak: install ## the fault suite (tests/e2e/test_faults*.py) with 500 documents 
 
 # Beside `make run`: spans land in data/traces.jsonl when OTEL_EXPORTER_OTLP_ENDPOINT is not set.
 .PHONY: traces
-traces: install ## print the last job's trace as a tree (service, span, duration); JOB=<job id> for another
-	$(PY) -m ragstream_devstack traces --data-dir data $(if $(JOB),--job $(JOB))
+traces: install ## print the last job's trace as a tree (service, span, duration); JOB=<job id> for another, ALL=1 for SQL too
+	$(PY) -m ragstream_devstack traces --data-dir data $(if $(JOB),--job $(JOB)) $(if $(ALL),--all)
 
 # Beside `make run` (its NATS on 4222, its PostgreSQL's socket read from data/postgres), or
 # against the servers RAGSTREAM_NATS_URL and RAGSTREAM_POSTGRES_URL name.

@@ -44,6 +44,8 @@ async def test_make_traces_prints_the_last_jobs_hops_through_every_service(clien
 
     lines = output.splitlines()
     assert lines[0] == f"trace {job['trace_id']}", output
+    assert lines[-1].endswith("spans hidden: postgresql)"), "SQL spans are hidden unless --all"
+    lines = lines[:-1]
     services = {line.split("ms", 2)[2].split()[0] for line in lines[2:]}
     assert {"ingest-gateway", "parser", "embedder", "progress", "chat"} <= services, output
     names = [line.split("ms", 2)[2].split(maxsplit=1)[1].lstrip("│├└─ ") for line in lines[2:]]
@@ -59,6 +61,7 @@ async def test_make_traces_prints_the_last_jobs_hops_through_every_service(clien
         assert hop in names, output
     assert names.index("process ragstream.events.doc.released") < names.index("process ragstream.events.doc.parsed")
     assert print_trace(stack).stdout.startswith("trace "), "without --job: the latest upload's trace"
+    assert " postgresql INSERT" in print_trace(stack, "--job", job["job_id"], "--all").stdout
 
 
 def test_make_traces_without_spans_says_how_to_get_them(tmp_path: Path) -> None:

@@ -168,11 +168,11 @@ async def eventually_series(http: httpx.AsyncClient, prometheus: Prometheus, exp
 
 
 @pytest.fixture(scope="module")
-async def scraped_workload(client: Client, prometheus: Prometheus) -> Prometheus:
+async def scraped_workload(stack: Stack, prometheus: Prometheus) -> Prometheus:
     """Prometheus after it scraped the workload's metrics a few times (rates need two samples)."""
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=60) as http:
         await eventually_series(http, prometheus, 'up{job="chat"} == 1', within_s=30)
-        await exercise(client)
+        await exercise(Client(stack, http))
         await eventually_series(
             http, prometheus, "rate(ragstream_job_upload_to_indexed_seconds_count[1m]) > 0", within_s=30
         )

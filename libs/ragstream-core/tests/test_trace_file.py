@@ -64,3 +64,15 @@ def test_a_job_is_found_by_its_id_and_a_line_cut_short_is_skipped(tmp_path: Path
     assert len(first) == 5
     assert "job-1" in {s["attributes"].get("ragstream.job_id") for s in first}
     assert last_job_trace(read_spans(path), job_id="no-such-job") == []
+
+
+def test_hidden_spans_leave_out_their_children_and_are_counted(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    write_job(path, "ingest-gateway", "job-1")
+
+    lines = render_tree(read_spans(path), hide=("publish ", "postgresql ")).splitlines()
+
+    assert [line.split("ms", 2)[2].split(maxsplit=1)[1] for line in lines[2:-1]] == [
+        "POST /v1/collections/{collection_id}/documents"
+    ]
+    assert lines[-1] == "(4 spans hidden: postgresql, publish)"

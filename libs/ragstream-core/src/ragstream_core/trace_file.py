@@ -120,20 +120,32 @@ def build_tree(spans: Iterable[dict[str, Any]]) -> list[SpanNode]:
     return sorted(roots, key=lambda n: int(n.record["start_ns"]))
 
 
-def render_tree(spans: Iterable[dict[str, Any]]) -> str:
-    """The trace as indented lines: offset from the first span, duration, service, span name."""
-    roots = build_tree(spans)
+def render_tree(spans: Iterable[dict[str, Any]], *, hide: tuple[str, ...] = ()) -> str:
+    """The trace as indented lines: offset from the first span, duration, service, span name.
+
+    Spans whose name starts with one of ``hide`` are left out with their children (a count of
+    them ends the output).
+    """
+    spans = list(spans)
+    hidden_ids = {s["span_id"] for s in spans if hide and s["name"].startswith(hide)}
+    grown = True
+    while grown:  # and their descendants
+        below = {s["span_id"] for s in spans if s["parent_span_id"] in hidden_ids} - hidden_ids
+        hidden_ids |= below
+        grown = bool(below)
+    hidden = [s for s in spans if s["span_id"] in hidden_ids]
+    roots = build_tree(s for s in spans if s["span_id"] not in hidden_ids)
     if not roots:
         return "no spans"
     origin = min(int(r.record["start_ns"]) for r in roots)
-    lines = [f"trace {roots[0].record['trace_id']}", f"{'start':>9} {'duration':>10}  service       span"]
+    lines = [f"trace {roots[0].record['trace_id']}", f"{'start':>9} {'duration':>10}  {'service':<15} span"]
 
     def draw(node: SpanNode, prefix: str, last: bool, top: bool) -> None:
         offset = (int(node.record["start_ns"]) - origin) / 1e6
         branch = "" if top else ("└─ " if last else "├─ ")
         error = "  [ERROR]" if node.record.get("status") == "ERROR" else ""
         lines.append(
-            f"{offset:>7.0f}ms {node.duration_ms:>8.1f}ms  {node.record['service']:<13} "
+            f"{offset:>7.0f}ms {node.duration_ms:>8.1f}ms  {node.record['service']:<15} "
             f"{prefix}{branch}{node.record['name']}{error}"
         )
         child_prefix = prefix if top else prefix + ("   " if last else "│  ")
@@ -142,4 +154,6 @@ def render_tree(spans: Iterable[dict[str, Any]]) -> str:
 
     for root in roots:
         draw(root, "", True, True)
+    if hidden:
+        lines.append(f"({len(hidden)} spans hidden: {', '.join(sorted({h.strip() for h in hide}))})")
     return "\n".join(lines)

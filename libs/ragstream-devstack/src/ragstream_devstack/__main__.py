@@ -10,8 +10,11 @@ from pathlib import Path
 
 from ragstream_devstack.stack import Stack
 
+#: spans `make traces` leaves out unless ALL=1: one per SQL statement, and ASGI's message spans
+BRIEF_HIDES = ("postgresql ",)
 
-def print_trace(path: Path, *, job_id: str = "") -> int:
+
+def print_trace(path: Path, *, job_id: str = "", everything: bool = False) -> int:
     """Print the trace of the latest job (or ``job_id``) from ``path``; 1 with a reason if none."""
     from ragstream_core.trace_file import last_job_trace, read_spans, render_tree
 
@@ -25,7 +28,8 @@ def print_trace(path: Path, *, job_id: str = "") -> int:
     if not spans:
         sys.stderr.write(f"no job{' ' + job_id if job_id else ''} in {path}: upload a document first\n")
         return 1
-    sys.stdout.write(render_tree(spans) + "\n")
+    brief = [s for s in spans if not s["name"].endswith((" http receive", " http send"))]
+    sys.stdout.write(render_tree(spans if everything else brief, hide=() if everything else BRIEF_HIDES) + "\n")
     return 0
 
 
@@ -37,9 +41,10 @@ def main() -> None:
     traces = sub.add_parser("traces", help="print the last job's trace (or --job's) as a tree")
     traces.add_argument("--data-dir", type=Path, default=Path("data"))
     traces.add_argument("--job", default="", help="a job id; default: the latest upload")
+    traces.add_argument("--all", action="store_true", help="also PostgreSQL statements and ASGI send/receive")
     args = parser.parse_args()
     if args.command == "traces":
-        sys.exit(print_trace(args.data_dir / "traces.jsonl", job_id=args.job))
+        sys.exit(print_trace(args.data_dir / "traces.jsonl", job_id=args.job, everything=args.all))
 
     stack = Stack(data_dir=args.data_dir, fixed_ports=True)
     stopped = threading.Event()

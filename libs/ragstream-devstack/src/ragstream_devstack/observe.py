@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ragstream_devstack.e2e import Client
 from ragstream_devstack.stack import SERVICES
-from ragstream_devstack.testing import new_id
+from ragstream_devstack.testing import CORPUS, new_id
 
 #: every service of the stack, by the name its /metrics is scraped under
 SERVICE_NAMES = tuple(spec.name for spec in SERVICES)
@@ -31,16 +31,19 @@ BROKEN_PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\n garbage"
 
 
 async def exercise(client: Client) -> dict[str, Any]:
-    """One ingest, one chat answer, one document that fails, one gRPC call of each gRPC service.
-
-    Returns the indexed job, the failed job and the answer.
+    """Two documents ingested (one with pages), one that fails, a chat answer, and one gRPC call
+    of each gRPC service. Returns the indexed job, the failed job and the answer.
     """
     collection = new_id("observe")
     upload = await client.upload(collection, "tides.md", DOCUMENT)
+    paged = await client.upload(
+        collection, "code_and_formula.pdf", (CORPUS / "pdf" / "code_and_formula.pdf").read_bytes()
+    )
     broken = await client.upload(collection, "broken.pdf", BROKEN_PDF)
-    assert (upload.status_code, broken.status_code) == (202, 202), (upload.text, broken.text)
-    indexed, failed = await client.wait_done([upload.json()["job_id"], broken.json()["job_id"]])
-    assert (indexed["status"], failed["status"]) == ("indexed", "failed"), (indexed, failed)
+    uploads = (upload, paged, broken)
+    assert [u.status_code for u in uploads] == [202, 202, 202], [u.text for u in uploads]
+    indexed, pdf, failed = await client.wait_done([u.json()["job_id"] for u in uploads])
+    assert (indexed["status"], pdf["status"], failed["status"]) == ("indexed", "indexed", "failed"), (indexed, failed)
     answer = await client.chat(collection, "What causes tides?")
     for name, port in client.stack.grpc_ports.items():
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

@@ -93,7 +93,7 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     ops_routes(app, {"postgres": functools.partial(check_pool, pool), "nats": bus.check})
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
     servicer = ChatServicer(ports, default_tenant=settings.default_tenant)
     server = await start_grpc_server(
         [lambda s: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, s)],  # type: ignore[no-untyped-call]
