@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import structlog
 from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from prometheus_client import Histogram
 
 from ragstream_chat.answers import Answerer
@@ -169,17 +170,23 @@ class Prepared:
                 "ragstream.passages": len(self.passages),
             },
         )
-        async for delta in deltas:
-            if not parts:
-                first = time.perf_counter() - self.started_at
-                FIRST_DELTA.labels(self.answerer.mode).observe(first)
-                generation.add_event("first text", {"ragstream.seconds_since_question": first})
-            parts.append(delta)
-            yield Delta(delta)
-            for sentence in linker.feed(delta):
-                sentences.append(sentence)
-                yield SentenceEvent(sentence)
-        generation.end()
+        try:
+            async for delta in deltas:
+                if not parts:
+                    first = time.perf_counter() - self.started_at
+                    FIRST_DELTA.labels(self.answerer.mode).observe(first)
+                    generation.add_event("first text", {"ragstream.seconds_since_question": first})
+                parts.append(delta)
+                yield Delta(delta)
+                for sentence in linker.feed(delta):
+                    sentences.append(sentence)
+                    yield SentenceEvent(sentence)
+        except Exception as exc:  # recorded on the span, then the caller's to handle
+            generation.record_exception(exc)
+            generation.set_status(StatusCode.ERROR, type(exc).__name__)
+            raise
+        finally:
+            generation.end()
         for sentence in linker.finish():
             sentences.append(sentence)
             yield SentenceEvent(sentence)
