@@ -172,15 +172,14 @@ class Bus:
     @classmethod
     async def from_settings(cls, settings: CoreSettings, *, service: str) -> Bus:
         """Connect with the URL, delivery limit, ack wait and retry delay of ``settings``."""
-        bus = await cls.connect(
+        return await cls.connect(
             settings.nats_url,
             service=service,
             max_deliver=settings.max_deliver,
             ack_wait_s=settings.ack_wait_s,
             retry_delay_s=settings.retry_delay_s,
+            consumer_poll_s=settings.consumer_poll_s,
         )
-        bus.consumer_poll_s = settings.consumer_poll_s
-        return bus
 
     async def check(self) -> None:
         """Readiness: raise if the connection to NATS is down."""
@@ -196,6 +195,7 @@ class Bus:
         max_deliver: int = 5,
         ack_wait_s: float = 30.0,
         retry_delay_s: float = 1.0,
+        consumer_poll_s: float = 5.0,
     ) -> Bus:
         """Connect (retrying until the server answers) and declare the streams idempotently."""
 
@@ -224,6 +224,7 @@ class Bus:
             max_deliver=max_deliver,
             ack_wait_s=ack_wait_s,
             retry_delay_s=retry_delay_s,
+            consumer_poll_s=consumer_poll_s,
         )
         await bus.ensure_streams()
         return bus
