@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from ragstream_core.proto.ragstream.v1 import chat_pb2, chat_pb2_grpc
 from ragstream_devstack.e2e import Client
 from ragstream_devstack.stack import SERVICES
 from ragstream_devstack.testing import CORPUS, new_id
@@ -31,8 +33,8 @@ BROKEN_PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\n garbage"
 
 
 async def exercise(client: Client) -> dict[str, Any]:
-    """Two documents ingested (one with pages), one that fails, a chat answer, and one gRPC call
-    of each gRPC service. Returns the indexed job, the failed job and the answer.
+    """Two documents ingested (one with pages), one that fails, a chat answer, a blank question
+    (REST and gRPC), and one gRPC call of each gRPC service. Returns the jobs and the answer.
     """
     collection = new_id("observe")
     upload = await client.upload(collection, "tides.md", DOCUMENT)
@@ -45,6 +47,16 @@ async def exercise(client: Client) -> dict[str, Any]:
     indexed, pdf, failed = await client.wait_done([u.json()["job_id"] for u in uploads])
     assert (indexed["status"], pdf["status"], failed["status"]) == ("indexed", "indexed", "failed"), (indexed, failed)
     answer = await client.chat(collection, "What causes tides?")
+    # bad input, as clients send it: a blank question over REST (400) and over gRPC
+    blank = await client.http.post(
+        f"{client.stack.url('chat')}/v1/collections/{collection}/chat", json={"question": " "}
+    )
+    assert blank.status_code == 400, blank.text
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{client.stack.grpc_ports['chat']}") as channel:
+        stub = chat_pb2_grpc.ChatServiceStub(channel)  # type: ignore[no-untyped-call]
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Ask(chat_pb2.AskRequest(collection_id=collection, question=" "))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value
     for name, port in client.stack.grpc_ports.items():
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
