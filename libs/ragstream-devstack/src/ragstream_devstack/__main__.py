@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -64,6 +65,12 @@ def main() -> None:
             f"  chat       POST {stack.url('chat')}/v1/collections/default/chat"
             f"   gRPC 127.0.0.1:{stack.grpc_ports['chat']}",
             f"  metrics    {stack.url('parser')}/metrics (parser)  {stack.url('embedder')}/metrics (embedder)",
+            "  traces     "
+            + (
+                f"OTLP/HTTP to {os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']}"
+                if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                else f"{stack.traces_file}; `make traces` prints the last job's"
+            ),
             f"  NATS       {stack.nats.url}",
             f"  PostgreSQL {stack.postgres.url}",
             "",
