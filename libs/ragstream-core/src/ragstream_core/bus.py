@@ -27,9 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import nats
 import structlog
@@ -46,9 +46,10 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BadRequestError, NotFoundError
-from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
 
+from ragstream_core.bus_tracing import mark_job, messaging_attributes, process_span, tracer
 from ragstream_core.control import JobCancelled, JobControl, JobStopped
 from ragstream_core.errors import mapping_for
 from ragstream_core.events import (
@@ -78,7 +79,6 @@ from ragstream_core.telemetry import (
 )
 
 log = structlog.get_logger(__name__)
-tracer = trace.get_tracer("ragstream.bus")
 
 E = TypeVar("E", bound=Message)
 R = TypeVar("R", bound=Message)
@@ -86,42 +86,6 @@ R = TypeVar("R", bound=Message)
 
 async def _no_checkpoint() -> None:
     return None
-
-
-def _messaging_attributes(subject: str, operation: str, msg_id: str, meta: Any = None) -> dict[str, Any]:
-    """The OpenTelemetry messaging attributes of a span, plus the job it belongs to when known."""
-    attributes: dict[str, Any] = {
-        "messaging.system": "nats",
-        "messaging.destination.name": subject,
-        "messaging.operation": operation,
-        "messaging.operation.name": operation,
-        "messaging.operation.type": "send" if operation == "publish" else operation,
-        "messaging.message.id": msg_id,
-    }
-    if meta is not None and meta.job_id:
-        attributes["ragstream.job_id"] = meta.job_id
-        attributes["ragstream.tenant_id"] = meta.tenant_id
-        attributes["ragstream.collection_id"] = meta.collection_id
-    return attributes
-
-
-@contextlib.contextmanager
-def process_span(msg: Msg, *, consumer: str = "") -> Iterator[Span]:
-    """The CONSUMER span of one received message, continuing the trace its headers carry."""
-    headers = dict(msg.headers or {})
-    attributes = _messaging_attributes(msg.subject, "process", headers.get("Nats-Msg-Id", ""))
-    if consumer:
-        attributes["messaging.consumer.group.name"] = consumer
-    with tracer.start_as_current_span(
-        f"process {msg.subject}", context=propagate.extract(headers), kind=SpanKind.CONSUMER, attributes=attributes
-    ) as span:
-        yield span
-
-
-def _mark_job(span: Span, meta: Any) -> None:
-    span.set_attribute("ragstream.job_id", meta.job_id)
-    span.set_attribute("ragstream.tenant_id", meta.tenant_id)
-    span.set_attribute("ragstream.collection_id", meta.collection_id)
 
 
 @dataclass(frozen=True)
@@ -266,7 +230,7 @@ class Bus:
         with tracer.start_as_current_span(
             f"publish {subject}",
             kind=SpanKind.PRODUCER,
-            attributes=_messaging_attributes(subject, "publish", msg_id, getattr(event, "meta", None)),
+            attributes=messaging_attributes(subject, "publish", msg_id, getattr(event, "meta", None)),
         ):
             headers = {"Nats-Msg-Id": msg_id, TYPE_HEADER: event.DESCRIPTOR.full_name}
             propagate.inject(headers)
@@ -407,7 +371,7 @@ class Bus:
                 await msg.term()
                 return
             meta = event.meta  # type: ignore[attr-defined]
-            _mark_job(span, meta)
+            mark_job(span, meta)
             structlog.contextvars.bind_contextvars(
                 job_id=meta.job_id,
                 document_id=meta.document_id,
@@ -561,7 +525,7 @@ class Bus:
 
         async def on_request(msg: Msg) -> None:
             ctx = propagate.extract(dict(msg.headers or {}))
-            attributes = _messaging_attributes(subject, "process", "")
+            attributes = messaging_attributes(subject, "process", "")
             with tracer.start_as_current_span(
                 f"process {subject}", context=ctx, kind=SpanKind.SERVER, attributes=attributes
             ):
@@ -574,7 +538,7 @@ class Bus:
 
     async def request(self, subject: str, request: Message, reply_type: type[R], *, timeout_s: float) -> R:
         """Send a request and decode its reply; raises ``nats.errors.TimeoutError`` if none."""
-        attributes = _messaging_attributes(subject, "publish", "")
+        attributes = messaging_attributes(subject, "publish", "")
         with tracer.start_as_current_span(f"publish {subject}", kind=SpanKind.CLIENT, attributes=attributes):
             headers: dict[str, str] = {}
             propagate.inject(headers)
@@ -592,7 +556,7 @@ class Bus:
                 event = event_type.FromString(msg.data)
                 meta = getattr(event, "meta", None)
                 if meta is not None:
-                    _mark_job(span, meta)
+                    mark_job(span, meta)
                 await handler(event)
 
         await self.nc.subscribe(SUBJECT_OF[event_type], cb=on_message)
