@@ -74,6 +74,11 @@ e2e: install
 soak: install ## the fault suite (tests/e2e/test_faults*.py) with 500 documents per scenario
 	RAGSTREAM_FAULT_DOCS=$${RAGSTREAM_FAULT_DOCS:-500} $(PY) -m pytest -o timeout=3600 tests/e2e/test_faults*.py
 
+# Beside `make run`: spans land in data/traces.jsonl when OTEL_EXPORTER_OTLP_ENDPOINT is not set.
+.PHONY: traces
+traces: install ## print the last job's trace as a tree (service, span, duration); JOB=<job id> for another, ALL=1 for SQL too
+	$(PY) -m ragstream_devstack traces --data-dir data $(if $(JOB),--job $(JOB)) $(if $(ALL),--all)
+
 # Beside `make run` (its NATS on 4222, its PostgreSQL's socket read from data/postgres), or
 # against the servers RAGSTREAM_NATS_URL and RAGSTREAM_POSTGRES_URL name.
 rebuild-progress: install ## empty the progress projection and replay every stored event into it

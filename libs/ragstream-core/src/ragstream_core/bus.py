@@ -14,7 +14,12 @@
 - backpressure: at most ``batch`` messages are in flight per consumer, and a free slot is
   refilled at once (no waiting for the slowest message of a batch);
 - trace context travels in the NATS headers (W3C ``traceparent``); every handler runs in a
-  consumer span that continues the producer's trace.
+  consumer span that continues the producer's trace. Spans follow the OpenTelemetry messaging
+  conventions: ``publish <subject>`` (PRODUCER) and ``process <subject>`` (CONSUMER) with
+  ``messaging.system=nats``, ``messaging.destination.name``, ``messaging.operation`` and
+  ``messaging.message.id``;
+- each durable consumer's lag, unacked and redelivered counts are read from JetStream every
+  ``consumer_poll_s`` seconds into the ``ragstream_consumer_*`` gauges.
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BadRequestError, NotFoundError
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
+from ragstream_core.bus_tracing import mark_job, messaging_attributes, process_span, tracer
 from ragstream_core.control import JobCancelled, JobControl, JobStopped
 from ragstream_core.errors import mapping_for
 from ragstream_core.events import (
@@ -60,10 +66,19 @@ from ragstream_core.events import (
 )
 from ragstream_core.proto.ragstream.v1.events_pb2 import JobControlled, JobFailed
 from ragstream_core.settings import CoreSettings
-from ragstream_core.telemetry import DEAD_LETTERS, FAILURES, IN_FLIGHT, MESSAGES, STAGE_DURATION
+from ragstream_core.telemetry import (
+    CONSUMER_ACK_PENDING,
+    CONSUMER_PENDING,
+    CONSUMER_REDELIVERED,
+    DEAD_LETTERS,
+    FAILURES,
+    IN_FLIGHT,
+    MESSAGES,
+    REDELIVERIES,
+    STAGE_DURATION,
+)
 
 log = structlog.get_logger(__name__)
-tracer = trace.get_tracer("ragstream.bus")
 
 E = TypeVar("E", bound=Message)
 R = TypeVar("R", bound=Message)
@@ -99,8 +114,10 @@ class Bus:
         max_deliver: int = 5,
         ack_wait_s: float = 30.0,
         retry_delay_s: float = 1.0,
+        consumer_poll_s: float = 5.0,
     ) -> None:
         self.nc = nc
+        self.consumer_poll_s = consumer_poll_s
         self.js: JetStreamContext = nc.jetstream()
         self.service = service
         self.max_deliver = max_deliver
@@ -125,6 +142,7 @@ class Bus:
             max_deliver=settings.max_deliver,
             ack_wait_s=settings.ack_wait_s,
             retry_delay_s=settings.retry_delay_s,
+            consumer_poll_s=settings.consumer_poll_s,
         )
 
     async def check(self) -> None:
@@ -141,6 +159,7 @@ class Bus:
         max_deliver: int = 5,
         ack_wait_s: float = 30.0,
         retry_delay_s: float = 1.0,
+        consumer_poll_s: float = 5.0,
     ) -> Bus:
         """Connect (retrying until the server answers) and declare the streams idempotently."""
 
@@ -169,6 +188,7 @@ class Bus:
             max_deliver=max_deliver,
             ack_wait_s=ack_wait_s,
             retry_delay_s=retry_delay_s,
+            consumer_poll_s=consumer_poll_s,
         )
         await bus.ensure_streams()
         return bus
@@ -208,13 +228,9 @@ class Bus:
         subject = SUBJECT_OF[type(event)]
         msg_id = msg_id or message_id(event)
         with tracer.start_as_current_span(
-            f"send {subject}",
+            f"publish {subject}",
             kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.destination.name": subject,
-                "messaging.message.id": msg_id,
-            },
+            attributes=messaging_attributes(subject, "publish", msg_id, getattr(event, "meta", None)),
         ):
             headers = {"Nats-Msg-Id": msg_id, TYPE_HEADER: event.DESCRIPTOR.full_name}
             propagate.inject(headers)
@@ -270,6 +286,13 @@ class Bus:
         )
         sub = await self.js.pull_subscribe(filter_subject, durable=durable, stream=EVENTS_STREAM, config=config)
         log.info("bus.consuming", durable=durable, subject=filter_subject, batch=batch)
+        # every stage's series exist from the start, so a dashboard shows 0 rather than nothing
+        for outcome in ("ok", "retried", "failed"):
+            MESSAGES.labels(stage, outcome)
+        DEAD_LETTERS.labels(stage)
+        REDELIVERIES.labels(stage)
+        IN_FLIGHT.labels(stage)
+        lag = asyncio.create_task(self._poll_lag(durable), name=f"lag:{durable}")
         running: set[asyncio.Task[None]] = set()
         slot_freed = asyncio.Event()
         while not self._stopping.is_set():
@@ -290,12 +313,26 @@ class Bus:
                 sub = await self._resubscribe(filter_subject, durable, config, sub)
                 continue
             for msg in msgs:
-                task = asyncio.create_task(self._handle(msg, stage, handler, fail_jobs, controlled))
+                task = asyncio.create_task(self._handle(msg, stage, handler, fail_jobs, controlled, durable))
                 running.add(task)
                 task.add_done_callback(running.discard)
                 task.add_done_callback(lambda _: slot_freed.set())
+        lag.cancel()
         if running:
             await asyncio.wait(running)
+
+    async def _poll_lag(self, durable: str) -> None:
+        """Keep the consumer gauges of ``durable`` current (JetStream's own counts)."""
+        while not self._stopping.is_set():
+            try:
+                info = await self.js.consumer_info(EVENTS_STREAM, durable)
+                CONSUMER_PENDING.labels(durable).set(info.num_pending or 0)
+                CONSUMER_ACK_PENDING.labels(durable).set(info.num_ack_pending or 0)
+                CONSUMER_REDELIVERED.labels(durable).set(info.num_redelivered or 0)
+            except (nats.errors.Error, TimeoutError) as exc:  # NATS away: the gauges keep their last value
+                log.debug("bus.lag_unavailable", durable=durable, error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.consumer_poll_s)
 
     async def _resubscribe(
         self, filter_subject: str, durable: str, config: ConsumerConfig, current: JetStreamContext.PullSubscription
@@ -313,21 +350,15 @@ class Bus:
                 log.warning("bus.resubscribe_failed", durable=durable, error=repr(exc))
         return current
 
-    async def _handle(self, msg: Msg, stage: str, handler: Handler[E], fail_jobs: bool, controlled: bool) -> None:
+    async def _handle(
+        self, msg: Msg, stage: str, handler: Handler[E], fail_jobs: bool, controlled: bool, durable: str = ""
+    ) -> None:
         md = msg.metadata
         attempt = md.num_delivered
-        ctx = propagate.extract(dict(msg.headers or {}))
-        with tracer.start_as_current_span(
-            f"process {msg.subject}",
-            context=ctx,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.destination.name": msg.subject,
-                "messaging.message.id": (msg.headers or {}).get("Nats-Msg-Id", ""),
-                "messaging.operation.type": "process",
-            },
-        ):
+        if attempt > 1:
+            REDELIVERIES.labels(stage).inc()
+        with process_span(msg, consumer=durable) as span:
+            span.set_attribute("messaging.nats.delivery_count", attempt)
             event_type = TYPE_OF_SUBJECT.get(msg.subject)
             if event_type is None:
                 await self._dead_letter(msg, stage, f"unknown subject {msg.subject!r}")
@@ -340,14 +371,21 @@ class Bus:
                 await msg.term()
                 return
             meta = event.meta  # type: ignore[attr-defined]
-            structlog.contextvars.bind_contextvars(job_id=meta.job_id, document_id=meta.document_id, stage=stage)
+            mark_job(span, meta)
+            structlog.contextvars.bind_contextvars(
+                job_id=meta.job_id,
+                document_id=meta.document_id,
+                tenant_id=meta.tenant_id,
+                collection_id=meta.collection_id,
+                stage=stage,
+            )
             try:
                 await self._run(msg, event, stage, handler, attempt, md.sequence.stream, fail_jobs, controlled)
             except (nats.errors.Error, TimeoutError) as exc:
                 # acking or publishing failed (NATS away): JetStream redelivers after ack_wait
                 log.warning("bus.unsettled", error=str(exc) or type(exc).__name__, attempt=attempt)
             finally:
-                structlog.contextvars.unbind_contextvars("job_id", "document_id", "stage")
+                structlog.contextvars.unbind_contextvars("job_id", "document_id", "tenant_id", "collection_id", "stage")
 
     async def _run(
         self,
@@ -487,7 +525,10 @@ class Bus:
 
         async def on_request(msg: Msg) -> None:
             ctx = propagate.extract(dict(msg.headers or {}))
-            with tracer.start_as_current_span(f"process {subject}", context=ctx, kind=SpanKind.SERVER):
+            attributes = messaging_attributes(subject, "process", "")
+            with tracer.start_as_current_span(
+                f"process {subject}", context=ctx, kind=SpanKind.SERVER, attributes=attributes
+            ):
                 request = request_type.FromString(msg.data)
                 reply = await handler(request)
                 await msg.respond(reply.SerializeToString())
@@ -497,11 +538,29 @@ class Bus:
 
     async def request(self, subject: str, request: Message, reply_type: type[R], *, timeout_s: float) -> R:
         """Send a request and decode its reply; raises ``nats.errors.TimeoutError`` if none."""
-        with tracer.start_as_current_span(f"send {subject}", kind=SpanKind.CLIENT):
+        attributes = messaging_attributes(subject, "publish", "")
+        with tracer.start_as_current_span(f"publish {subject}", kind=SpanKind.CLIENT, attributes=attributes):
             headers: dict[str, str] = {}
             propagate.inject(headers)
             reply = await self.nc.request(subject, request.SerializeToString(), timeout=timeout_s, headers=headers)
             return reply_type.FromString(reply.data)
+
+    async def subscribe(self, event_type: type[E], handler: Callable[[E], Awaitable[None]]) -> None:
+        """Run ``handler`` on every event of ``event_type`` as it is stored (a plain NATS
+        subscription: no ack, no redelivery; for state that lives and dies with the process, such
+        as a cache). Each runs in a ``process`` span of the publisher's trace; subscribed on return.
+        """
+
+        async def on_message(msg: Msg) -> None:
+            with process_span(msg) as span:
+                event = event_type.FromString(msg.data)
+                meta = getattr(event, "meta", None)
+                if meta is not None:
+                    mark_job(span, meta)
+                await handler(event)
+
+        await self.nc.subscribe(SUBJECT_OF[event_type], cb=on_message)
+        await self.nc.flush()
 
     async def stop(self) -> None:
         """Stop pulling, let in-flight handlers finish, and close the connection."""

@@ -2,40 +2,75 @@
 
 ``start_grpc_server`` starts a ``grpc.aio`` server with the given servicers, the standard
 health service (every named service SERVING) and server reflection. Domain errors raised by a
-servicer become the gRPC status of ``ERROR_TABLE`` with the error's message as details.
+servicer become the gRPC status of ``ERROR_TABLE`` with the error's message as details. Every
+call is timed in ``ragstream_grpc_request_duration_seconds`` by full method name and status code.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import Histogram
 
 from ragstream_core.errors import RagstreamError, mapping_for
 
 Registrar = Callable[[grpc.aio.Server], None]
 
+GRPC_DURATION = Histogram(
+    "ragstream_grpc_request_duration_seconds",
+    "Time to answer a gRPC call (a stream: until its end), by full method name and status code.",
+    ["method", "code"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
-def _wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+
+def _code_of(context: grpc.aio.ServicerContext[Any, Any], failed: BaseException | None) -> str:
+    if isinstance(failed, RagstreamError):
+        return str(mapping_for(failed).grpc_code.name)
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    return "UNKNOWN" if failed is not None else "OK"
+
+
+def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        started = time.perf_counter()
+        failed: BaseException | None = None
         try:
             return await behavior(request, context)
         except RagstreamError as exc:
+            failed = exc
             await context.abort(mapping_for(exc).grpc_code, str(exc))
+        except BaseException as exc:
+            failed = failed or exc
+            raise
+        finally:
+            GRPC_DURATION.labels(method, _code_of(context, failed)).observe(time.perf_counter() - started)
 
     return call
 
 
-def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        failed: BaseException | None = None
         try:
             async for item in behavior(request, context):
                 yield item
         except RagstreamError as exc:
+            failed = exc
             await context.abort(mapping_for(exc).grpc_code, str(exc))
+        except BaseException as exc:
+            failed = failed or exc
+            raise
+        finally:
+            GRPC_DURATION.labels(method, _code_of(context, failed)).observe(time.perf_counter() - started)
 
     return call
 
@@ -51,21 +86,22 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
+        method = handler_call_details.method
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary),
+                _wrap_unary(handler.unary_unary, method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),  # type: ignore[arg-type]  # aio handlers are async
+                _wrap_stream(handler.unary_stream, method),  # type: ignore[arg-type]  # aio handlers are async
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:  # client streaming: the request is an iterator, the answer one message
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary),
+                _wrap_unary(handler.stream_unary, method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

@@ -2,7 +2,8 @@
 
 ``run_service`` runs a service's ``main`` coroutine until SIGTERM or SIGINT, then lets it
 drain. ``ops_routes`` adds ``/healthz`` (alive), ``/readyz`` (dependencies reachable) and
-``/metrics`` (Prometheus) to any FastAPI app.
+``/metrics`` (Prometheus) to any FastAPI app, and times every HTTP request by its route
+template (``/v1/jobs/{job_id}``, never the raw path), method and status.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import contextvars
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
@@ -18,7 +20,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
 from ragstream_core.errors import RagstreamError, mapping_for
 from ragstream_core.telemetry import current_trace_id, shutdown_telemetry
@@ -27,9 +29,50 @@ log = structlog.get_logger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
+HTTP_DURATION = Histogram(
+    "ragstream_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template, method and status code.",
+    ["route", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+#: the route label of a request no route matched (404s: raw paths would make the labels unbounded)
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class RequestMetrics:
+    """ASGI middleware: observes ``ragstream_http_request_duration_seconds`` for every HTTP request.
+
+    The route is the template of the matched FastAPI route (set in the scope by the router), so
+    the label set stays bounded; a streamed response is timed until its last byte.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+            HTTP_DURATION.labels(route, scope.get("method", ""), str(status)).observe(time.perf_counter() - started)
+
 
 def ops_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
-    """Add /healthz, /readyz and /metrics to ``app``. /readyz runs every check (503 on any failure)."""
+    """Add /healthz, /readyz and /metrics to ``app`` and time its requests (``RequestMetrics``).
+    /readyz runs every check (503 on any failure)."""
+    app.add_middleware(RequestMetrics)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

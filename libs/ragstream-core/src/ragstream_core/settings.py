@@ -33,6 +33,8 @@ class CoreSettings(BaseSettings):
     max_deliver: int = Field(5, gt=0, description="Deliveries before a job fails and dead-letters.")
     ack_wait_s: float = Field(30.0, gt=0, description="Redelivery delay of an unacked message.")
     retry_delay_s: float = Field(1.0, ge=0, description="First retry delay; doubles per attempt.")
+    traces_file: str = Field("", description="Without an OTLP endpoint: append finished spans to this JSONL file.")
+    consumer_poll_s: float = Field(5.0, gt=0, description="How often consumer lag is read from JetStream.")
 
     @property
     def objects_dir(self) -> Path:

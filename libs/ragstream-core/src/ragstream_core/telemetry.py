@@ -1,9 +1,12 @@
 """Logs, traces and the metrics every stage shares.
 
 ``configure_telemetry`` is called once per process, in ``main``. Logs are structlog, JSON or
-console, and carry ``trace_id`` (from the current span) and whatever the bus binds
-(``job_id``, ``document_id``). Traces go to OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is
-set; otherwise spans are still made (so trace context propagates) but not exported.
+console, and carry ``trace_id`` and ``span_id`` (from the current span) and whatever the bus
+binds (``job_id``, ``document_id``, ``tenant_id``, ``collection_id``). Traces go to OTLP/HTTP
+when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; else, when ``RAGSTREAM_TRACES_FILE`` names a file
+(``make run`` does), to that JSON-lines file for ``make traces``; otherwise spans are still
+made (so trace context propagates) but not exported. The batch processor's delay comes from
+``OTEL_BSP_SCHEDULE_DELAY`` (milliseconds, 5000 by default).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 
 import structlog
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -33,13 +37,42 @@ MESSAGES = Counter("ragstream_messages_total", "Messages handled by a stage, by 
 IN_FLIGHT = Gauge("ragstream_in_flight_messages", "Messages a stage is working on.", ["stage"])
 FAILURES = Counter("ragstream_job_failures_total", "Jobs failed by a stage, by error type.", ["stage", "error_type"])
 DEAD_LETTERS = Counter("ragstream_dead_letters_total", "Messages moved to the dead-letter stream.", ["stage"])
+REDELIVERIES = Counter(
+    "ragstream_redeliveries_total", "Messages a stage received again (a retry or an unacked delivery).", ["stage"]
+)
+CONSUMER_PENDING = Gauge(
+    "ragstream_consumer_pending_messages", "Messages of a durable consumer not yet delivered (lag).", ["consumer"]
+)
+CONSUMER_ACK_PENDING = Gauge(
+    "ragstream_consumer_ack_pending_messages", "Messages delivered to a durable consumer, not yet acked.", ["consumer"]
+)
+CONSUMER_REDELIVERED = Gauge(
+    "ragstream_consumer_redelivered_messages",
+    "Messages of a durable consumer delivered more than once and not yet acked.",
+    ["consumer"],
+)
 
 
 def _add_trace_id(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     span = trace.get_current_span().get_span_context()
     if span.is_valid and "trace_id" not in event_dict:
         event_dict["trace_id"] = format(span.trace_id, "032x")
+        event_dict["span_id"] = format(span.span_id, "016x")
     return event_dict
+
+
+class ServiceNameAttribute(SpanProcessor):
+    """Copies ``service.name`` onto every span's attributes.
+
+    It is a resource attribute; receivers that hand out spans one by one (``oteltap`` in the
+    tests, log-style backends) drop the resource, and a span should still say where it ran.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        span.set_attribute("service.name", self.service)
 
 
 def _service_field(service: str) -> Any:
@@ -74,10 +107,15 @@ def configure_telemetry(service: str, settings: CoreSettings) -> trace.Tracer:
         cache_logger_on_first_use=True,
     )
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(ServiceNameAttribute(service))
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    elif settings.traces_file:
+        from ragstream_core.trace_file import JsonLinesSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(settings.traces_file)))
     trace.set_tracer_provider(provider)
     return trace.get_tracer(f"ragstream.{service}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -10,13 +11,41 @@ from pathlib import Path
 
 from ragstream_devstack.stack import Stack
 
+#: spans `make traces` leaves out unless ALL=1: one per SQL statement, and ASGI's message spans
+BRIEF_HIDES = ("postgresql ",)
+
+
+def print_trace(path: Path, *, job_id: str = "", everything: bool = False) -> int:
+    """Print the trace of the latest job (or ``job_id``) from ``path``; 1 with a reason if none."""
+    from ragstream_core.trace_file import last_job_trace, read_spans, render_tree
+
+    if not path.exists():
+        sys.stderr.write(
+            f"no spans at {path}: start the system with `make run` (without OTEL_EXPORTER_OTLP_ENDPOINT) "
+            "and upload a document\n"
+        )
+        return 1
+    spans = last_job_trace(read_spans(path), job_id=job_id)
+    if not spans:
+        sys.stderr.write(f"no job{' ' + job_id if job_id else ''} in {path}: upload a document first\n")
+        return 1
+    brief = [s for s in spans if not s["name"].endswith((" http receive", " http send"))]
+    sys.stdout.write(render_tree(spans if everything else brief, hide=() if everything else BRIEF_HIDES) + "\n")
+    return 0
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="ragstream-devstack")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start NATS, PostgreSQL and the five services; Ctrl-C stops")
     run.add_argument("--data-dir", type=Path, default=Path("data"))
+    traces = sub.add_parser("traces", help="print the last job's trace (or --job's) as a tree")
+    traces.add_argument("--data-dir", type=Path, default=Path("data"))
+    traces.add_argument("--job", default="", help="a job id; default: the latest upload")
+    traces.add_argument("--all", action="store_true", help="also PostgreSQL statements and ASGI send/receive")
     args = parser.parse_args()
+    if args.command == "traces":
+        sys.exit(print_trace(args.data_dir / "traces.jsonl", job_id=args.job, everything=args.all))
 
     stack = Stack(data_dir=args.data_dir, fixed_ports=True)
     stopped = threading.Event()
@@ -36,6 +65,12 @@ def main() -> None:
             f"  chat       POST {stack.url('chat')}/v1/collections/default/chat"
             f"   gRPC 127.0.0.1:{stack.grpc_ports['chat']}",
             f"  metrics    {stack.url('parser')}/metrics (parser)  {stack.url('embedder')}/metrics (embedder)",
+            "  traces     "
+            + (
+                f"OTLP/HTTP to {os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']}"
+                if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                else f"{stack.traces_file}; `make traces` prints the last job's"
+            ),
             f"  NATS       {stack.nats.url}",
             f"  PostgreSQL {stack.postgres.url}",
             "",

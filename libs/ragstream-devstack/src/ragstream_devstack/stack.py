@@ -126,8 +126,17 @@ class Stack:
                 extra[spec.port_env] = str(self.ports[spec.name])
             if spec.grpc_env and spec.name in self.grpc_ports:
                 extra[spec.grpc_env] = str(self.grpc_ports[spec.name])
+        if not (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or self.env.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
+            # no collector: spans go to a file under the data dir, for `make traces`
+            extra["RAGSTREAM_TRACES_FILE"] = str(self.traces_file)
+            extra.setdefault("OTEL_BSP_SCHEDULE_DELAY", "1000")
         extra.update(self.env)
         return python_env(extra)
+
+    @property
+    def traces_file(self) -> Path:
+        """Where the services append their spans when no OTLP endpoint is set."""
+        return self.data_dir / "traces.jsonl"
 
     def _spec(self, name: str) -> ServiceSpec:
         for spec in SERVICES:

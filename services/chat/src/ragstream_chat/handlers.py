@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from prometheus_client import Histogram
 
 from ragstream_chat.answers import Answerer
@@ -50,6 +52,7 @@ __all__ = [
 log = structlog.get_logger(__name__)
 FIRST_DELTA = Histogram("ragstream_chat_first_delta_seconds", "From the question to the answer's first text.", ["mode"])
 ANSWER = Histogram("ragstream_chat_answer_seconds", "From the question to the whole answer.", ["mode"])
+tracer = trace.get_tracer("ragstream.chat")
 
 
 @dataclass(frozen=True)
@@ -161,14 +164,32 @@ class Prepared:
             deltas = self.answerer.stream(q.text.strip(), self.passages, history=self.history)
         else:
             deltas = _said(f"I don't know: nothing in collection {q.collection_id!r} matches the question.")
-        async for delta in deltas:
-            if not parts:
-                FIRST_DELTA.labels(self.answerer.mode).observe(time.perf_counter() - self.started_at)
-            parts.append(delta)
-            yield Delta(delta)
-            for sentence in linker.feed(delta):
-                sentences.append(sentence)
-                yield SentenceEvent(sentence)
+        # started, not entered: a span entered in an async generator would be left in another context
+        generation = tracer.start_span(
+            "chat generate",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": self.answerer.mode,
+                "ragstream.passages": len(self.passages),
+            },
+        )
+        try:
+            async for delta in deltas:
+                if not parts:
+                    first = time.perf_counter() - self.started_at
+                    FIRST_DELTA.labels(self.answerer.mode).observe(first)
+                    generation.add_event("first text", {"ragstream.seconds_since_question": first})
+                parts.append(delta)
+                yield Delta(delta)
+                for sentence in linker.feed(delta):
+                    sentences.append(sentence)
+                    yield SentenceEvent(sentence)
+        except Exception as exc:  # recorded on the span, then the caller's to handle
+            generation.record_exception(exc)
+            generation.set_status(StatusCode.ERROR, type(exc).__name__)
+            raise
+        finally:
+            generation.end()
         for sentence in linker.finish():
             sentences.append(sentence)
             yield SentenceEvent(sentence)
@@ -228,14 +249,16 @@ async def prepare(question: Question, ports: ChatPorts) -> Prepared:
         conversation_id, history = new_conversation_id(), []
     query = text
     if history:
-        query = (await answerer.rewrite(text, history)).strip() or text
-    hits = await ports.retriever.search(
-        question.tenant_id,
-        question.collection_id,
-        query,
-        top_k=question.top_k or own.top_k or ports.top_k,
-        filters=question.filters,
-    )
+        with tracer.start_as_current_span("chat rewrite", attributes={"gen_ai.provider.name": answerer.mode}):
+            query = (await answerer.rewrite(text, history)).strip() or text
+    with tracer.start_as_current_span("chat retrieve", attributes={"ragstream.collection_id": question.collection_id}):
+        hits = await ports.retriever.search(
+            question.tenant_id,
+            question.collection_id,
+            query,
+            top_k=question.top_k or own.top_k or ports.top_k,
+            filters=question.filters,
+        )
     min_score = ports.min_score if own.min_score is None else own.min_score
     relevant = relevant_passages(hits, query, min_score=min_score, min_keyword_coverage=ports.min_keyword_coverage)
     return Prepared(question, ports, answerer, query, relevant, history, conversation_id, started_at)

@@ -8,7 +8,6 @@ import sys
 from dataclasses import dataclass
 
 import structlog
-from nats.aio.msg import Msg
 
 from ragstream_chat.answers import Answerer, ExtractiveAnswerer, OpenAICompatibleAnswerer
 from ragstream_chat.api import create_app
@@ -22,7 +21,6 @@ from ragstream_chat.retrieval import Retriever
 from ragstream_chat.settings import ChatSettings
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, check_pool, open_pool
-from ragstream_core.events import SUBJECT_OF
 from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import chat_pb2_grpc
 from ragstream_core.proto.ragstream.v1.events_pb2 import IndexTagged, IndexUpdated
@@ -87,20 +85,17 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
         settings.min_keyword_coverage,
     )
 
-    async def on_message(msg: Msg) -> None:
-        await on_index_updated(IndexUpdated.FromString(msg.data), ports)
-
     # Every index.updated, as it is stored: a plain subscription suffices, since the cache it
-    # invalidates lives and dies with this process.
-    await bus.nc.subscribe(SUBJECT_OF[IndexUpdated], cb=on_message)
-
-    async def on_tagged(msg: Msg) -> None:  # a document's tags changed in the index: filtered results did
-        await on_index_updated(IndexTagged.FromString(msg.data), ports)
-
-    await bus.nc.subscribe(SUBJECT_OF[IndexTagged], cb=on_tagged)
+    # invalidates lives and dies with this process (each in a process span of the job's trace).
+    await bus.subscribe(IndexUpdated, functools.partial(on_index_updated, ports=ports))
+    # a document's tags changed in the index: filtered results did
+    await bus.subscribe(IndexTagged, functools.partial(on_index_updated, ports=ports))
     app = create_app(ports, default_tenant=settings.default_tenant)
 
     ops_routes(app, {"postgres": functools.partial(check_pool, pool), "nats": bus.check})
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
     servicer = ChatServicer(ports, default_tenant=settings.default_tenant)
     server = await start_grpc_server(
         [lambda s: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, s)],  # type: ignore[no-untyped-call]

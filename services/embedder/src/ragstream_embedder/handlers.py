@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 
 from ragstream_core.bus import Delivery
@@ -33,6 +38,30 @@ CHUNKS = Counter("ragstream_embedder_chunks_total", "Chunks embedded and indexed
 TOKENS = Counter("ragstream_embedder_tokens_total", "Tokens embedded.")
 TRUNCATED = Counter("ragstream_embedder_truncated_chunks_total", "Chunks longer than the model reads.")
 SEARCH_SECONDS = Histogram("ragstream_embedder_search_duration_seconds", "Time to answer one search request.")
+DOCUMENTS = Counter("ragstream_embedder_documents_total", "Document versions embedded and indexed.")
+BATCH_SECONDS = Histogram(
+    "ragstream_embedder_batch_duration_seconds",
+    "Time to embed one slice of a document's chunks (waiting for the model's pool included).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+INDEX_SECONDS = Histogram(
+    "ragstream_embedder_index_duration_seconds",
+    "Time of one index call, by operation.",
+    ["operation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+tracer = trace.get_tracer("ragstream.embedder")
+
+
+@contextlib.contextmanager
+def index_call(operation: str, **attributes: Any) -> Iterator[None]:
+    """A span ``index <operation>`` (a Qdrant call) and its duration in ``INDEX_SECONDS``."""
+    started = time.perf_counter()
+    with tracer.start_as_current_span(
+        f"index {operation}", kind=SpanKind.CLIENT, attributes={"db.system.name": "qdrant", **attributes}
+    ):
+        yield
+    INDEX_SECONDS.labels(operation).observe(time.perf_counter() - started)
 
 
 def cancelled(event: DocParsed) -> JobFailed:
@@ -56,7 +85,9 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
     """
     meta = event.meta
     started = time.perf_counter()
-    if await ports.index.is_deleted(meta.tenant_id, meta.document_id, meta.version):
+    with index_call("is_deleted"):
+        deleted = await ports.index.is_deleted(meta.tenant_id, meta.document_id, meta.version)
+    if deleted:
         return cancelled(event)
     parsed = json.loads(await ports.objects.get_bytes(event.chunks_key))
     chunks = parsed["chunks"]
@@ -96,8 +127,12 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
 
     async def embed_slice(start: int, end: int) -> None:
         nonlocal done
-        vectors = await ports.model.embed(texts[start:end], urgent=urgent)
-        await ports.index.upsert(points[start:end], vectors)
+        started_slice = time.perf_counter()
+        with tracer.start_as_current_span("embed batch", attributes={"ragstream.chunks": end - start}):
+            vectors = await ports.model.embed(texts[start:end], urgent=urgent)
+        BATCH_SECONDS.observe(time.perf_counter() - started_slice)
+        with index_call("upsert", **{"ragstream.points": end - start}):
+            await ports.index.upsert(points[start:end], vectors)
         done += end - start
         if done < total:
             await ports.events.publish(
@@ -116,21 +151,24 @@ async def embed_document(event: DocParsed, delivery: Delivery, ports: EmbedderPo
     try:
         await delivery.checkpoint()  # a job cancelled or paused meanwhile never becomes visible
     except JobStopped:
-        await ports.index.discard(meta.tenant_id, meta.document_id, meta.version, total)
+        with index_call("discard"):
+            await ports.index.discard(meta.tenant_id, meta.document_id, meta.version, total)
         raise
     try:
-        removed = await ports.index.activate(
-            meta.tenant_id,
-            meta.document_id,
-            meta.version,
-            total,
-            tags=list(meta.tags),
-            tags_revision=meta.tags_revision,
-        )
+        with index_call("activate"):
+            removed = await ports.index.activate(
+                meta.tenant_id,
+                meta.document_id,
+                meta.version,
+                total,
+                tags=list(meta.tags),
+                tags_revision=meta.tags_revision,
+            )
     except DocumentDeleted:
         return cancelled(event)
     elapsed = time.perf_counter() - started
     CHUNKS.inc(total)
+    DOCUMENTS.inc()
     TOKENS.inc(sum(min(n, MAX_TOKENS) for n in tokens))
     TRUNCATED.inc(truncated)
     log.info(
@@ -154,7 +192,8 @@ async def remove_document(event: DocDeleted, delivery: Delivery, ports: Embedder
     """
     meta = event.meta
     started = time.perf_counter()
-    removed = await ports.index.delete_document(meta.tenant_id, meta.document_id, meta.version)
+    with index_call("delete_document"):
+        removed = await ports.index.delete_document(meta.tenant_id, meta.document_id, meta.version)
     log.info("document.removed", removed_points=removed)
     return IndexUpdated(
         meta=next_meta(meta),
@@ -220,22 +259,24 @@ async def search(request: SearchRequest, ports: EmbedderPorts) -> SearchResponse
         accepted = ", ".join(SearchMode.Name(m) for m in _MODES)
         return SearchResponse(error=f"unknown search mode {request.mode}; accepted: {accepted}")
     try:
-        vector = (await ports.model.embed([request.query], urgent=True))[0]
-        hits = await ports.index.search(
-            vector,
-            tenant_id=request.tenant_id,
-            collection_id=request.collection_id,
-            top_k=request.top_k or 5,
-            document_ids=list(request.document_ids) or None,
-            query=request.query,
-            mode=mode,
-            media_types=list(request.media_types) or None,
-            file_names=list(request.file_names) or None,
-            tags=[t.strip().lower() for t in request.tags] or None,  # stored lower-cased
-            # whole seconds, as stored: the bounds' seconds compare with the versions' (both included)
-            date_from=request.date_from.seconds if request.HasField("date_from") else None,
-            date_to=request.date_to.seconds if request.HasField("date_to") else None,
-        )
+        with tracer.start_as_current_span("embed query"):
+            vector = (await ports.model.embed([request.query], urgent=True))[0]
+        with index_call("search", **{"ragstream.search_mode": mode}):
+            hits = await ports.index.search(
+                vector,
+                tenant_id=request.tenant_id,
+                collection_id=request.collection_id,
+                top_k=request.top_k or 5,
+                document_ids=list(request.document_ids) or None,
+                query=request.query,
+                mode=mode,
+                media_types=list(request.media_types) or None,
+                file_names=list(request.file_names) or None,
+                tags=[t.strip().lower() for t in request.tags] or None,  # stored lower-cased
+                # whole seconds, as stored: the bounds' seconds compare with the versions' (both included)
+                date_from=request.date_from.seconds if request.HasField("date_from") else None,
+                date_to=request.date_to.seconds if request.HasField("date_to") else None,
+            )
     except Exception as exc:  # the requester must get a reason, not a timeout
         log.error("search.failed", error=str(exc), error_type=type(exc).__name__)
         return SearchResponse(error=f"search failed: {exc}")

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 import nats.errors
 import structlog
 from opentelemetry import propagate
+from prometheus_client import Counter
 
 from ragstream_core.errors import Conflict, EmptyUpload, InvalidInput, NotFound, UploadTooLarge
 from ragstream_core.events import chunks_key, new_job_id, timestamp_of
@@ -29,6 +30,11 @@ from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.repository import CollectionRow, Deletion, NewVersion, TagChange, VersionRow
 
 log = structlog.get_logger(__name__)
+
+UPLOADS = Counter("ragstream_gateway_uploads_total", "Uploads stored, by outcome (accepted, unchanged).", ["outcome"])
+UPLOAD_BYTES = Counter("ragstream_gateway_upload_bytes_total", "Bytes of uploads stored.")
+for _outcome in ("accepted", "unchanged"):
+    UPLOADS.labels(_outcome)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _READ = 1024 * 1024
@@ -196,6 +202,7 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
     NATS is unreachable, or the process dies in between, ``republish_unpublished`` sends it.
     """
     settings = ports.settings
+    structlog.contextvars.bind_contextvars(tenant_id=upload.tenant_id, collection_id=upload.collection_id)
     media_type = checked_media_type(upload.file_name, upload.source, settings)
     sha256, size = fingerprint(upload.source, max_bytes=upload_limit(media_type, settings))
     object_key = f"uploads/{upload.tenant_id}/{sha256}"
@@ -226,11 +233,15 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
         model=settings.embedding_model,
         dimensions=settings.embedding_dimensions,
     )
+    structlog.contextvars.bind_contextvars(job_id=row.job_id)
     if upload.tags is not None:
         await announce_tags(upload.tenant_id, row.document_id, ports, actor=upload.actor)
     if unchanged:
+        UPLOADS.labels("unchanged").inc()
         log.info("upload.unchanged", document_id=row.document_id, version=row.version)
         return UploadResult(row, unchanged=True)
+    UPLOADS.labels("accepted").inc()
+    UPLOAD_BYTES.inc(size)
     await announce(row, collection, ports)
     ports.scheduler.wake()
     log.info(

@@ -67,7 +67,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
     )
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
 
     async def republish_loop() -> None:
         while not stop.is_set():

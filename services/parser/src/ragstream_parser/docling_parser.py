@@ -11,8 +11,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from opentelemetry import trace
+
 from ragstream_core.errors import UnreadableDocument
 from ragstream_parser.progress import Progress
+
+tracer = trace.get_tracer("ragstream.parser")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -136,7 +140,10 @@ class DoclingParser:
         from ragstream_parser.pdf_structure import structure_pdf
 
         check_strategy(options.chunking)
-        read = self.formats.read(data, file_name=file_name, media_type=media_type, options=options, progress=progress)
+        with tracer.start_as_current_span("parser read", attributes={"ragstream.media_type": media_type}):
+            read = self.formats.read(
+                data, file_name=file_name, media_type=media_type, options=options, progress=progress
+            )
         if isinstance(read, ParsedDocument):  # tables, subtitles: chunked by their own rows and cues
             return read
         data, media_type = read.data, read.media_type  # converted (legacy, ODF, e-mail) or as uploaded
@@ -150,12 +157,13 @@ class DoclingParser:
             else None
         )
         try:
-            result = self.converter.convert(
-                stream,
-                raises_on_error=False,
-                max_num_pages=self.max_pages,
-                progress_callback=staged.converted if staged is not None else None,
-            )
+            with tracer.start_as_current_span("docling convert", attributes={"ragstream.media_type": media_type}):
+                result = self.converter.convert(
+                    stream,
+                    raises_on_error=False,
+                    max_num_pages=self.max_pages,
+                    progress_callback=staged.converted if staged is not None else None,
+                )
         except Exception as exc:  # Docling raises many types for unreadable input
             raise UnreadableDocument(f"Docling could not read {file_name!r}: {exc}") from exc
         if result.status not in (ConversionStatus.SUCCESS, ConversionStatus.PARTIAL_SUCCESS):
@@ -163,9 +171,13 @@ class DoclingParser:
             raise UnreadableDocument(f"Docling could not read {file_name!r}: {errors}")
         # the native PDF pipeline yields one item per line: rebuild paragraphs and headings
         document = structure_pdf(result) if extension == ".pdf" else result.document
-        chunks = self.chunking.chunk(
-            document, strategy=options.chunking, progress=staged.chunked if staged is not None else None
-        )
+        with tracer.start_as_current_span(
+            "chunk document", attributes={"ragstream.chunking": options.chunking}
+        ) as span:
+            chunks = self.chunking.chunk(
+                document, strategy=options.chunking, progress=staged.chunked if staged is not None else None
+            )
+            span.set_attribute("ragstream.chunks", len(chunks))
         if not chunks:
             raise UnreadableDocument(f"{file_name!r} contains no text to index")
         return ParsedDocument(chunks=chunks, page_count=document.num_pages())
@@ -225,11 +237,19 @@ class ThreadedParser:
         options: ParseOptions = DEFAULT_OPTIONS,
         progress: Progress | None = None,
     ) -> ParsedDocument:
-        """``DoclingParser.parse`` on the worker thread: ``progress`` is called from that thread."""
+        """``DoclingParser.parse`` on the worker thread: ``progress`` is called from that thread.
+        The thread runs in a copy of the caller's context, so its spans join the caller's trace."""
         import asyncio
+        import contextvars
         import functools
 
         call = functools.partial(
-            self._parser.parse, data, file_name=file_name, media_type=media_type, options=options, progress=progress
+            contextvars.copy_context().run,
+            self._parser.parse,
+            data,
+            file_name=file_name,
+            media_type=media_type,
+            options=options,
+            progress=progress,
         )
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)

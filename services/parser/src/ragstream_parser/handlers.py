@@ -20,6 +20,7 @@ log = structlog.get_logger(__name__)
 PAGES = Counter("ragstream_parser_pages_total", "Pages parsed.")
 CHUNKS = Counter("ragstream_parser_chunks_total", "Chunks produced.")
 BYTES = Counter("ragstream_parser_bytes_total", "Bytes of documents parsed.")
+DOCUMENTS = Counter("ragstream_parser_documents_total", "Documents parsed.")
 
 
 async def parse_document(event: DocReleased, delivery: Delivery, ports: ParserPorts) -> DocParsed:
@@ -58,6 +59,7 @@ async def parse_document(event: DocReleased, delivery: Delivery, ports: ParserPo
     PAGES.inc(parsed.page_count)
     CHUNKS.inc(len(parsed.chunks))
     BYTES.inc(len(data))
+    DOCUMENTS.inc()
     log.info("document.parsed", pages=parsed.page_count, chunks=len(parsed.chunks), duration_ms=round(elapsed * 1000))
     return DocParsed(
         meta=next_meta(meta),

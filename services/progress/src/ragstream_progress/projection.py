@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
+from prometheus_client import Histogram
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -170,6 +171,12 @@ _SAMPLE = (
     " samples = r.samples + 1, updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)"
 )
 
+UPLOAD_TO_INDEXED = Histogram(
+    "ragstream_job_upload_to_indexed_seconds",
+    "From a job's upload to its version being indexed (queueing, parsing and embedding).",
+    buckets=(0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
+)
+
 CHANGES_CHANNEL = "ragstream_job_changes"
 _APPLY_LOCK = 0x5241_4753  # "RAGS"
 
@@ -208,10 +215,15 @@ class JobStore:
             await self._sample_rates(conn, meta, event)
             async with conn.cursor(row_factory=dict_row) as rows:
                 await rows.execute("SELECT * FROM progress.jobs WHERE job_id = %s", (meta.job_id,))
-                job = merge_job(await rows.fetchone(), change, meta, sequence=stream_sequence, trace_id=trace_id)
+                before = await rows.fetchone()
+                job = merge_job(before, change, meta, sequence=stream_sequence, trace_id=trace_id)
             if job is not None:
                 await conn.execute(_WRITE, {**job, "timestamps": Jsonb(job["timestamps"])})
                 await conn.execute("SELECT pg_notify(%s, '')", (CHANGES_CHANNEL,))
+        if job is not None and job["status"] == "indexed" and (before is None or before["status"] != "indexed"):
+            # once per job, when it first becomes indexed: the latency a user waited for
+            indexed_at = meta.occurred_at.ToDatetime(tzinfo=UTC)
+            UPLOAD_TO_INDEXED.observe(max((indexed_at - job["created_at"]).total_seconds(), 0.0))
         return True
 
     async def _sample_rates(self, conn: AsyncConnection[Any], meta: EventMeta, event: Message) -> None:

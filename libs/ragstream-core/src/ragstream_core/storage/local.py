@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 from ragstream_core.errors import DependencyUnavailable, InvalidInput, NotFound
 from ragstream_core.storage.listing import PAGE, ObjectInfo
+from ragstream_core.storage.traced import traced
 
 _CHUNK = 1024 * 1024
 
@@ -43,14 +44,17 @@ class LocalObjectStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    @traced("put file", "local")
     async def put_file(self, key: str, source: BinaryIO, size: int) -> None:
         await asyncio.to_thread(self._write, key, source)
 
+    @traced("put bytes", "local")
     async def put_bytes(self, key: str, data: bytes) -> None:
         import io
 
         await asyncio.to_thread(self._write, key, io.BytesIO(data))
 
+    @traced("get bytes", "local")
     async def get_bytes(self, key: str) -> bytes:
         path = self._path(key)
         try:
@@ -66,6 +70,7 @@ class LocalObjectStore:
         except FileNotFoundError:
             raise NotFound(f"object {key!r} is not in the store") from None
 
+    @traced("read into", "local")
     async def read_into(self, key: str, target: BinaryIO) -> int:
         return await asyncio.to_thread(self._read_into, key, target)
 
@@ -78,6 +83,7 @@ class LocalObjectStore:
     async def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    @traced("delete", "local")
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 

@@ -14,6 +14,7 @@ from minio.error import S3Error
 
 from ragstream_core.errors import DependencyUnavailable, NotFound
 from ragstream_core.storage.listing import PAGE, ObjectInfo
+from ragstream_core.storage.traced import traced
 
 _PART = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
@@ -50,9 +51,11 @@ class S3ObjectStore:
         self._ensure_bucket()
         self.client.put_object(self.bucket, key, source, length=size, part_size=_PART)
 
+    @traced("put file", "s3")
     async def put_file(self, key: str, source: BinaryIO, size: int) -> None:
         await asyncio.to_thread(self._put, key, source, size)
 
+    @traced("put bytes", "s3")
     async def put_bytes(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self._put, key, io.BytesIO(data), len(data))
 
@@ -70,6 +73,7 @@ class S3ObjectStore:
             response.close()
             response.release_conn()
 
+    @traced("get bytes", "s3")
     async def get_bytes(self, key: str) -> bytes:
         return await asyncio.to_thread(self._get, key)
 
@@ -91,6 +95,7 @@ class S3ObjectStore:
             response.release_conn()
         return size
 
+    @traced("read into", "s3")
     async def read_into(self, key: str, target: BinaryIO) -> int:
         return await asyncio.to_thread(self._read_into, key, target)
 
@@ -128,6 +133,7 @@ class S3ObjectStore:
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._exists, key)
 
+    @traced("delete", "s3")
     async def delete(self, key: str) -> None:
         def remove() -> None:
             self._ensure_bucket()
