@@ -33,7 +33,16 @@ class CoreSettings(BaseSettings):
     max_deliver: int = Field(5, gt=0, description="Deliveries before a job fails and dead-letters.")
     ack_wait_s: float = Field(30.0, gt=0, description="Redelivery delay of an unacked message.")
     retry_delay_s: float = Field(1.0, ge=0, description="First retry delay; doubles per attempt.")
+    cors_origins: str = Field(
+        "http://localhost:8080,http://127.0.0.1:8080",
+        description="Comma-separated origins whose pages may call the REST APIs from a browser (the gateway's"
+        " web page, sites embedding the chat widget); `*` allows any.",
+    )
 
     @property
     def objects_dir(self) -> Path:
         return self.data_dir / "objects"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]

@@ -14,6 +14,7 @@ from ragstream_gateway.collections_api import router as collections_router
 from ragstream_gateway.direct_upload_api import router as direct_upload_router
 from ragstream_gateway.jobs_api import router as jobs_router
 from ragstream_gateway.ports import GatewayPorts
+from ragstream_gateway.ui_routes import mount_ui
 from ragstream_gateway.web_api import web_router
 
 
@@ -45,4 +46,5 @@ def create_app(ports: GatewayPorts, *, progress_url: str) -> FastAPI:
     app.add_middleware(RejectOversized, limit=ports.settings.max_upload_bytes)
     for router in (documents_router, collections_router, batch_router, direct_upload_router, jobs_router, web_router):
         app.include_router(router)
+    mount_ui(app, progress_url=progress_url, chat_url=ports.settings.chat_url)
     return app
