@@ -224,7 +224,7 @@ async def test_a_corrupt_pdf_fails_with_its_reason_and_can_be_retried(
 
     refused = upload_row(page, "tool.exe")
     await expect(refused.locator(".stage")).to_contain_text("refused (415)")
-    await expect(refused.locator(".stage")).to_contain_text("Accepted:")
+    await expect(refused.locator(".stage")).to_contain_text("accepted types: .csv")
     failed = upload_row(page, "broken.pdf")
     await expect(failed.locator(".stage")).to_contain_text("failed in parsing", timeout=WAIT_MS)
     await expect(failed.locator(".stage")).to_contain_text("broken.pdf")
@@ -336,7 +336,7 @@ div {{ border: 5px solid red !important; }}</style></head>
     await page.get_by_label("Your question").press("Enter")
 
     answer = page.locator("[data-ragstream-widget] .a")
-    await expect(answer).to_contain_text("China", timeout=30_000)
+    await expect(answer).to_contain_text("Pekin duck", timeout=30_000)
     source = page.get_by_role("button", name=re.compile(r"^Source \d+: ducks\.md$")).first
     await source.click()
     await expect(page.locator("[data-ragstream-widget] blockquote")).to_contain_text("bred in China")

@@ -20,7 +20,8 @@ export function mountAdmin(section, context) {
   const failedBox = h("div", { id: "failed-jobs" });
   const lettersBox = h("div", { id: "dead-letters" });
   const updated = h("span", { class: "hint", "aria-live": "off" });
-  const card = (id, title, box) => h("section", { class: "card", "aria-labelledby": id }, h("h3", { id }, title), box);
+  const card = (id, title, box, wide = false) =>
+    h("section", { class: wide ? "card wide" : "card", "aria-labelledby": id }, h("h3", { id }, title), box);
   clear(
     section,
     h("div", { class: "toolbar" }, h("h2", { id: "admin-title" }, "Admin"), updated,
@@ -28,9 +29,9 @@ export function mountAdmin(section, context) {
     h("div", { class: "admin-grid" },
       card("queue-title", "Queue depth", queueBox),
       card("collections-title", "Collections", collectionsBox),
-      card("running-title", "Running jobs", runningBox),
-      card("failed-title", "Failed jobs", failedBox),
-      card("letters-title", "Dead letters", lettersBox)),
+      card("running-title", "Running jobs", runningBox, true),
+      card("failed-title", "Failed jobs", failedBox, true),
+      card("letters-title", "Dead letters", lettersBox, true)),
   );
 
   async function act(promise, done) {

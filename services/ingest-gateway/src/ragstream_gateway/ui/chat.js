@@ -24,17 +24,28 @@ function citationButton(citation) {
   );
 }
 
-/** The answer's sentences, each followed by buttons for the citations it rests on. */
+/**
+ * The answer's sentences with each [n] marker turned into a button that opens passage n; a
+ * citation the sentence rests on without a marker in its text gets its button at the end.
+ */
 function answerBody(answer, citations) {
   const byNumber = new Map(citations.map((c) => [c.number, c]));
   if (!answer.sentences?.length) return [h("p", {}, answer.answer)];
-  return [
-    h(
-      "p",
-      {},
-      answer.sentences.map((s) => [s.text, " ", (s.citations || []).map((n) => byNumber.get(n)).filter(Boolean).map(citationButton), " "]),
-    ),
-  ];
+  const parts = [];
+  for (const sentence of answer.sentences) {
+    const shown = new Set();
+    sentence.text.split(/(\[\d+\])/).forEach((piece) => {
+      const marker = /^\[(\d+)\]$/.exec(piece);
+      const citation = marker && byNumber.get(Number(marker[1]));
+      if (citation) {
+        shown.add(citation.number);
+        parts.push(citationButton(citation));
+      } else if (piece) parts.push(piece);
+    });
+    for (const n of sentence.citations || []) if (!shown.has(n) && byNumber.has(n)) parts.push(" ", citationButton(byNumber.get(n)));
+    parts.push(" ");
+  }
+  return [h("p", {}, parts)];
 }
 
 function sourcesList(citations) {

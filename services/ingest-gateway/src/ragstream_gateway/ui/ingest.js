@@ -169,8 +169,7 @@ export function mountIngest(section, context) {
       if (answer.unchanged) item.unchanged = answer.version;
       item.job = answer.unchanged ? null : jobs.get(answer.job_id) || null;
     } catch (error) {
-      const accepted = error.body?.accepted_types ? ` Accepted: ${error.body.accepted_types.join(", ")}.` : "";
-      item.error = `refused (${error.status || "network"}): ${error.message}.${accepted}`;
+      item.error = `refused (${error.status || "network"}): ${error.message}`; // the gateway names what it accepts
     }
     renderUpload(item);
   }

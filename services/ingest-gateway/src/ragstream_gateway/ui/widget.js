@@ -103,19 +103,30 @@
     (answer.citations || []).forEach(function (c) { byNumber[c.number] = c; });
     var passages = el("div");
     var sentences = answer.sentences && answer.sentences.length ? answer.sentences : [{ text: answer.answer, citations: [] }];
-    sentences.forEach(function (s) {
-      target.append(document.createTextNode(s.text + " "));
-      (s.citations || []).forEach(function (n) {
-        var c = byNumber[n];
-        if (!c) return;
-        var b = el("button", { type: "button", class: "cite", "aria-label": "Source " + n + ": " + c.file_name }, "[" + n + "]");
-        b.addEventListener("click", function () {
-          var where = [c.file_name].concat(c.heading_path || []).join(" › ") + (c.page ? ", page " + c.page : "");
-          passages.textContent = "";
-          passages.append(el("p", { class: "hint" }, where), el("blockquote", {}, c.text));
-        });
-        target.append(b);
+    function button(c) {
+      var b = el("button", { type: "button", class: "cite", "aria-label": "Source " + c.number + ": " + c.file_name }, "[" + c.number + "]");
+      b.addEventListener("click", function () {
+        var where = [c.file_name].concat(c.heading_path || []).join(" › ") + (c.page ? ", page " + c.page : "");
+        passages.textContent = "";
+        passages.append(el("p", { class: "hint" }, where), el("blockquote", {}, c.text));
       });
+      return b;
+    }
+    // each [n] in a sentence becomes a button; a citation without a marker gets one at the end
+    sentences.forEach(function (s) {
+      var shown = {};
+      s.text.split(/(\[\d+\])/).forEach(function (piece) {
+        var marker = /^\[(\d+)\]$/.exec(piece);
+        var c = marker && byNumber[Number(marker[1])];
+        if (c) {
+          shown[c.number] = true;
+          target.append(button(c));
+        } else if (piece) target.append(document.createTextNode(piece));
+      });
+      (s.citations || []).forEach(function (n) {
+        if (!shown[n] && byNumber[n]) target.append(document.createTextNode(" "), button(byNumber[n]));
+      });
+      target.append(document.createTextNode(" "));
     });
     target.after(passages);
   }
