@@ -8,6 +8,7 @@ screenshot under the test's ``tmp_path`` and in ``test-output/e2e/web/``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -21,8 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from ragstream_devstack.e2e import Client
+from ragstream_devstack.e2e import Client, long_markdown
 from ragstream_devstack.servers import free_port
 from ragstream_devstack.stack import Stack
 from ragstream_devstack.testing import eventually, new_id
@@ -56,6 +58,8 @@ The Pekin duck is raised for its meat. It was bred in China from the mallard.
 
 GEESE = """<html><head><title>Geese</title></head><body><h1>Geese</h1>
 <p>Canada geese fly in a V formation to save energy on long migrations.</p></body></html>"""
+
+REPORT = long_markdown(8, sections=40).decode()  # many chunks: embedding takes a few seconds
 
 SWANS = "Swans\n\nMute swans pair for life and defend their nests fiercely.\n"
 
@@ -192,12 +196,14 @@ async def test_three_dropped_files_reach_100_percent_each_and_as_a_batch(
     await expect(page.locator("#sources-empty")).to_contain_text("No documents")
     await shots.take(page, "empty-collection")
 
-    await drop_files(page, {"ducks.md": DUCKS, "geese.html": GEESE, "swans.txt": SWANS})
+    await drop_files(page, {"geese.html": GEESE, "report.md": REPORT, "swans.txt": SWANS})
 
     await expect(page.locator(".upload")).to_have_count(3)
     await expect(page.locator("#feed-state")).to_have_text("· live")
-    await shots.take(page, "uploading")
-    for name in ("ducks.md", "geese.html", "swans.txt"):
+    with contextlib.suppress(PlaywrightTimeoutError):  # only a picture: the long report may be done already
+        await expect(page.locator(".upload .stage").filter(has_text="embedding")).not_to_have_count(0, timeout=20_000)
+    await shots.take(page, "in-progress")
+    for name in ("geese.html", "report.md", "swans.txt"):
         row = upload_row(page, name)
         await expect(row.locator("progress")).to_have_attribute("value", "100", timeout=WAIT_MS)
         await expect(row.locator(".stage")).to_contain_text("indexed")
@@ -205,8 +211,11 @@ async def test_three_dropped_files_reach_100_percent_each_and_as_a_batch(
     await expect(page.locator("#batch-text")).to_contain_text("3 of 3 done")
     rows = page.locator("#sources tbody tr")
     await expect(rows).to_have_count(3)
-    await expect(rows.filter(has_text="ducks.md")).to_contain_text("indexed")
-    await expect(rows.filter(has_text="ducks.md").locator(".col-uploaded_by")).to_have_text("anonymous")
+    await expect(rows.filter(has_text="geese.html")).to_contain_text("indexed")
+    await expect(rows.filter(has_text="geese.html").locator(".col-uploaded_by")).to_have_text("anonymous")
+    await expect(rows.filter(has_text="report.md").locator(".col-chunk_count")).to_have_text(
+        re.compile(r"^[1-9]\d+$")
+    )  # many chunks
     await shots.take(page, "indexed")
 
 
@@ -404,3 +413,30 @@ async def test_switching_collections_restores_each_ones_columns_and_last_view(pa
     await page.get_by_role("link", name="Ingest").click()
     await expect(page.locator(".columns-menu input[name=column-uploaded_by]")).not_to_be_checked()
     await expect(page.locator(".columns-menu input[name=column-size_bytes]")).to_be_checked()
+
+
+UNNAMED_CONTROLS = """() => [...document.querySelectorAll("input, select, textarea, button")]
+    .filter((el) => el.offsetParent !== null)
+    .filter((el) => !((el.labels && el.labels.length) || el.getAttribute("aria-label") || el.textContent.trim()))
+    .map((el) => el.outerHTML)"""
+
+
+async def test_every_control_is_named_and_files_can_be_picked_from_the_keyboard(
+    page: Page, web_stack: Stack, tmp_path: Path
+) -> None:
+    collection = new_id("web-keys")
+    await open_collection(page, web_stack, collection)
+    for view in ("Ingest", "Chat", "Admin"):
+        await page.get_by_role("link", name=view).click()
+        await expect(page.locator(f"#view-{view.lower()}")).to_be_visible()
+        assert await page.evaluate(UNNAMED_CONTROLS) == [], f"controls without a name on the {view} view"
+    await page.get_by_role("link", name="Ingest").click()
+    note = tmp_path / "note.md"
+    note.write_text("# Note\n\nPicked with the keyboard.\n")
+
+    await page.get_by_role("button", name="Choose files").focus()
+    async with page.expect_file_chooser() as chooser:
+        await page.keyboard.press("Enter")
+    await (await chooser.value).set_files(str(note))
+
+    await expect(upload_row(page, "note.md").locator("progress")).to_have_attribute("value", "100", timeout=WAIT_MS)

@@ -144,7 +144,8 @@ export function mountIngest(section, context) {
     batchBox.hidden = items.length === 0;
     if (!items.length) return;
     const finished = (i) => i.error || i.unchanged || FINAL.has(i.job?.status);
-    const percent = items.reduce((sum, i) => sum + (i.unchanged ? 100 : i.job?.percent || 0), 0) / items.length;
+    // a file that ended (indexed, unchanged, failed or refused) counts as complete for the batch
+    const percent = items.reduce((sum, i) => sum + (finished(i) ? 100 : i.job?.percent || 0), 0) / items.length;
     const failed = items.filter((i) => i.error || i.job?.status === "failed").length;
     const eta = Math.max(0, ...items.filter((i) => !finished(i)).map((i) => i.job?.eta_seconds || 0));
     batchBar.value = percent;

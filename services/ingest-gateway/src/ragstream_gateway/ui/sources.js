@@ -11,7 +11,9 @@ function cell(doc, key, live) {
   switch (key) {
     case "status": {
       if (live && RUNNING.has(live.status)) return `${live.stage} ${Math.round(live.percent)}%`;
-      return doc.status + (doc.error ? `: ${doc.error}` : "");
+      if (!doc.error) return doc.status;
+      const reason = doc.error.length > 160 ? `${doc.error.slice(0, 160)}…` : doc.error;
+      return [doc.status, h("span", { class: "hint reason", title: doc.error }, reason)];
     }
     case "version":
       return doc.label && doc.label !== `v${doc.version}` ? `${doc.version} (${doc.label})` : String(doc.version);
@@ -106,7 +108,7 @@ export function mountSources(context, { liveJob }) {
 
   function render() {
     const columns = SOURCE_COLUMNS.filter((c) => viewState(collectionId).columns[c.key] !== false);
-    count.textContent = documents.length ? `${documents.length} documents` : "";
+    count.textContent = documents.length === 1 ? "1 document" : documents.length ? `${documents.length} documents` : "";
     empty.hidden = documents.length > 0;
     table.hidden = documents.length === 0;
     empty.textContent = `No documents in ${collectionId} yet. Drop files above, or choose files, to add the first ones.`;
