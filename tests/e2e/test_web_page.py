@@ -290,6 +290,38 @@ async def test_deleting_asks_first_and_says_why_while_a_job_runs(
     await expect(rows).to_contain_text("keep.md")
 
 
+async def test_history_compares_two_versions_and_a_document_can_be_re_embedded(
+    page: Page, web_stack: Stack, client: Client, shots: Shots
+) -> None:
+    collection = new_id("web-versions")
+    first = (await client.upload(collection, "guide.md", b"# Guide\n\n## Start\n\nPress the red button.\n")).json()
+    await client.wait_done([first["job_id"]])
+    second = (
+        await client.upload(
+            collection, "guide.md", b"# Guide\n\n## Start\n\nPress the green button.\n\n## Stop\n\nPull the lever.\n"
+        )
+    ).json()
+    await client.wait_done([second["job_id"]])
+    await page.goto(f"{web_stack.url('ingest-gateway')}/ui/#ingest")
+    await page.locator("#collection").select_option(collection)
+    row = page.locator("#sources tbody tr", has_text="guide.md")
+    await expect(row.locator(".col-version")).to_have_text("2")
+
+    await row.get_by_role("button", name="History of guide.md").click()
+    dialog = page.locator("dialog")
+    await expect(dialog.locator("tbody tr")).to_have_count(2)
+    await dialog.get_by_role("button", name="Compare").click()
+
+    await expect(dialog.locator(".compare")).to_contain_text("Pull the lever.")
+    await expect(dialog.locator(".compare")).to_contain_text("Press the red button.")
+    await shots.take(page, "compare")
+    await dialog.get_by_role("button", name="Close").click()
+
+    await row.get_by_role("button", name="Re-embed guide.md").click()
+    await expect(row.locator(".col-version")).to_have_text("3", timeout=WAIT_MS)
+    await expect(row.locator(".col-status")).to_have_text("indexed", timeout=WAIT_MS)
+
+
 async def test_a_streamed_answer_cites_a_passage_that_opens_on_click(
     page: Page, web_stack: Stack, client: Client, shots: Shots
 ) -> None:
@@ -316,6 +348,13 @@ async def test_a_streamed_answer_cites_a_passage_that_opens_on_click(
     await shots.take(page, "citation")
     await page.get_by_role("button", name="Close").click()
     await expect(page.locator("#conversations")).to_contain_text("When do mallards migrate south?")
+
+    await page.get_by_role("button", name="New", exact=True).click()
+    await expect(page.locator("#chat-log")).to_contain_text("Ask anything about the documents")
+    await page.get_by_role("button", name="When do mallards migrate south?").click()
+
+    await expect(page.locator(".turn.user")).to_have_text(re.compile("When do mallards migrate south"))
+    await expect(page.locator(".turn.assistant button.citation")).not_to_have_count(0)
 
 
 async def test_the_widget_answers_on_a_page_of_another_origin_whose_css_cannot_break_it(
