@@ -56,15 +56,30 @@ export const gateway = {
   updateCollection: (c, patch) =>
     call(urls.gateway(`/v1/collections/${encodeURIComponent(c)}`), { method: "PATCH", json: patch }),
   documents: (c) => call(urls.gateway(`/v1/collections/${encodeURIComponent(c)}/documents?limit=1000`)),
-  upload: (c, file, params) => {
-    const form = new FormData();
-    form.append("file", file, file.name);
-    const query = new URLSearchParams(params).toString();
-    return call(urls.gateway(`/v1/collections/${encodeURIComponent(c)}/documents?${query}`), {
-      method: "POST",
-      body: form,
-    });
-  },
+  /** Upload one file; onProgress(fraction) reports the bytes sent (fetch cannot, so XHR). */
+  upload: (c, file, params, onProgress = () => {}) =>
+    new Promise((resolve, reject) => {
+      const form = new FormData();
+      form.append("file", file, file.name);
+      const query = new URLSearchParams(params).toString();
+      const request = new XMLHttpRequest();
+      request.open("POST", urls.gateway(`/v1/collections/${encodeURIComponent(c)}/documents?${query}`));
+      request.upload.onprogress = (event) => {
+        if (event.lengthComputable) onProgress(event.loaded / event.total);
+      };
+      request.onerror = () => reject(new ApiError(0, { detail: "the gateway could not be reached" }));
+      request.onload = () => {
+        let body = null;
+        try {
+          body = request.responseText ? JSON.parse(request.responseText) : null;
+        } catch {
+          body = { detail: request.responseText };
+        }
+        if (request.status >= 200 && request.status < 300) resolve(body);
+        else reject(new ApiError(request.status, body));
+      };
+      request.send(form);
+    }),
   deleteDocument: (d, { cancel = false } = {}) =>
     call(urls.gateway(`/v1/documents/${encodeURIComponent(d)}${cancel ? "?cancel=true" : ""}`), { method: "DELETE" }),
   reembed: (ids) => call(urls.gateway("/v1/documents/reembed"), { method: "POST", json: { document_ids: ids } }),

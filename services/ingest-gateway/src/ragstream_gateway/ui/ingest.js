@@ -117,7 +117,7 @@ export function mountIngest(section, context) {
     const job = item.job;
     const percent = item.error ? 0 : job ? job.percent : item.unchanged ? 100 : 0;
     const done = job?.status === "indexed" || item.unchanged;
-    let text = "uploading…";
+    let text = item.sent === undefined ? "uploading…" : `uploading ${Math.round(item.sent * 100)}%`;
     if (item.error) text = item.error;
     else if (item.unchanged) text = `unchanged: version ${item.unchanged} is already indexed`;
     else if (job?.status === "failed") text = `failed in ${job.error?.stage || job.stage}: ${job.error?.reason || ""}`;
@@ -160,12 +160,18 @@ export function mountIngest(section, context) {
     item.error = null;
     item.job = null;
     item.unchanged = null;
+    item.sent = undefined;
     renderUpload(item);
     try {
-      const answer = await gateway.upload(context.collection(), item.file, {
-        priority: "high",
-        batch_id: item.batchId,
-      });
+      const answer = await gateway.upload(
+        context.collection(),
+        item.file,
+        { priority: "high", batch_id: item.batchId },
+        (fraction) => {
+          item.sent = fraction;
+          if (!item.jobId) renderUpload(item);
+        },
+      );
       item.jobId = answer.job_id;
       if (answer.unchanged) item.unchanged = answer.version;
       item.job = answer.unchanged ? null : jobs.get(answer.job_id) || null;
