@@ -44,6 +44,7 @@ LAPTOP = {"width": 1366, "height": 768}
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "e2e"
 SHOTS = OUTPUT / "web"
 WAIT_MS = 120_000  # parsing and embedding on 2 shared cores
+expect.set_options(timeout=20_000)  # a step of the page on 2 cores shared with the whole stack
 
 DUCKS = """# Ducks
 

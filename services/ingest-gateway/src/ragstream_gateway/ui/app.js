@@ -18,20 +18,27 @@ function currentView() {
   return VIEWS.includes(name) ? name : null;
 }
 
-async function refreshCollections() {
-  const select = document.getElementById("collection");
+async function fetchCollections() {
   try {
     state.collections = (await gateway.collections()).collections.map((c) => c.collection_id);
   } catch (error) {
     toast(`Could not list collections: ${error.message}`, { error: true });
   }
+}
+
+function renderCollections() {
   const ids = new Set(state.collections);
   if (state.collection) ids.add(state.collection);
   if (ids.size === 0) ids.add("default"); // an upload creates it
   clear(
-    select,
+    document.getElementById("collection"),
     [...ids].sort().map((id) => h("option", { value: id, selected: id === state.collection }, id)),
   );
+}
+
+async function refreshCollections() {
+  await fetchCollections();
+  renderCollections();
 }
 
 function show(view) {
@@ -106,16 +113,20 @@ async function start() {
     chat: mountChat(document.getElementById("view-chat"), context),
     admin: mountAdmin(document.getElementById("view-admin"), context),
   };
-  await refreshCollections();
+  await fetchCollections();
   const remembered = lastCollection();
   state.collection =
     remembered && (state.collections.includes(remembered) || state.collections.length === 0)
       ? remembered
       : state.collections[0] || "default";
-  await refreshCollections();
+  renderCollections();
   document.getElementById("loading").remove();
-  document.getElementById("collection").addEventListener("change", (event) => selectCollection(event.target.value));
-  document.getElementById("new-collection").addEventListener("click", newCollection);
+  const select = document.getElementById("collection");
+  const create = document.getElementById("new-collection");
+  select.addEventListener("change", (event) => selectCollection(event.target.value));
+  create.addEventListener("click", newCollection);
+  select.disabled = false; // usable once their handlers are in place
+  create.disabled = false;
   window.addEventListener("hashchange", () => show(currentView() || "ingest"));
   for (const mounted of Object.values(state.views)) mounted.collectionChanged?.(state.collection);
   goTo(currentView() || viewState(state.collection).view);
