@@ -219,6 +219,13 @@ async def test_three_dropped_files_reach_100_percent_each_and_as_a_batch(
     )  # many chunks
     await shots.take(page, "indexed")
 
+    await page.get_by_label("Select all documents").check()
+    await page.get_by_role("button", name="Re-embed selected").click()
+
+    await expect(page.locator("#toast")).to_contain_text("Re-embedding 3 document(s).")
+    for name in ("geese.html", "report.md", "swans.txt"):
+        await expect(rows.filter(has_text=name).locator(".col-version")).to_have_text(re.compile(r"^2\b"))
+
 
 async def test_a_corrupt_pdf_fails_with_its_reason_and_can_be_retried(
     page: Page, web_stack: Stack, client: Client, shots: Shots, tmp_path: Path
