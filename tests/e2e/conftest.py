@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,8 +22,9 @@ E2E_ENV = {
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "e2e"
 
 
-def start_stack(data_dir: Path, log_dir: Path) -> Stack:
-    return Stack(data_dir=data_dir, log_dir=log_dir, env=dict(E2E_ENV)).start()
+def start_stack(data_dir: Path, log_dir: Path, **options: Any) -> Stack:
+    """A stack with the end-to-end settings; ``options`` go to ``Stack`` (e.g. ``browser_origins``)."""
+    return Stack(data_dir=data_dir, log_dir=log_dir, env=dict(E2E_ENV), **options).start()
 
 
 def print_log_tails(log_dir: Path, lines: int = 40) -> None:
@@ -31,8 +33,8 @@ def print_log_tails(log_dir: Path, lines: int = 40) -> None:
         print(f"\n===== last {len(tail)} lines of {log.name} =====\n" + "\n".join(tail))  # noqa: T201
 
 
-@pytest.fixture(name="start_stack")
-def start_stack_fixture() -> Callable[[Path, Path], Stack]:
+@pytest.fixture(name="start_stack", scope="session")
+def start_stack_fixture() -> Callable[..., Stack]:
     """Start a stack of this test's own on the given data and log directories."""
     return start_stack
 

@@ -3,7 +3,9 @@
 ``run_service`` runs a service's ``main`` coroutine until SIGTERM or SIGINT, then lets it
 drain. ``ops_routes`` adds ``/healthz`` (alive), ``/readyz`` (dependencies reachable) and
 ``/metrics`` (Prometheus) to any FastAPI app, and times every HTTP request by its route
-template (``/v1/jobs/{job_id}``, never the raw path), method and status.
+template (``/v1/jobs/{job_id}``, never the raw path), method and status. ``allow_origins`` lets
+the pages of configured origins (the gateway's web page, sites embedding the chat widget) call
+an app from a browser.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import contextlib
 import contextvars
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 import uvicorn
 from fastapi import FastAPI, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
@@ -110,6 +114,45 @@ def error_response(error: Exception) -> JSONResponse:
     body: dict[str, Any] = {"error": type(error).__name__, "detail": str(error), "trace_id": current_trace_id()}
     body.update(getattr(error, "details", None) or {})
     return JSONResponse(body, status_code=mapping_for(error).http_status)
+
+
+#: request headers a browser page may send across origins
+BROWSER_HEADERS = ("Authorization", "Content-Type", "Last-Event-ID", "X-Actor", "X-Batch-Id", "X-Tenant-Id")
+
+
+class WebSocketOrigins:
+    """Refuse a WebSocket handshake sent by a page of an origin that is not allowed (pure ASGI).
+
+    Browsers do not apply CORS to WebSockets; without this, any site a user visits could open the
+    feeds. A handshake without ``Origin`` (not a browser) or from the server's own host passes.
+    """
+
+    def __init__(self, app: Any, *, origins: Sequence[str]) -> None:
+        self.app = app
+        self.origins = frozenset(origins)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and "*" not in self.origins:
+            headers = dict(scope["headers"])
+            origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/")
+            host = headers.get(b"host", b"").decode("latin-1")
+            if origin and origin not in self.origins and urlsplit(origin).netloc != host:
+                await send({"type": "websocket.close", "code": 1008, "reason": f"origin {origin} is not allowed"})
+                return
+        await self.app(scope, receive, send)
+
+
+def allow_origins(app: FastAPI, origins: Sequence[str]) -> None:
+    """Let pages of ``origins`` (``*``: any) call ``app`` from a browser: CORS for HTTP, an origin
+    check for WebSockets. Requests without ``Origin`` (curl, other services) are not affected."""
+    app.add_middleware(WebSocketOrigins, origins=list(origins))
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["*"],
+        allow_headers=list(BROWSER_HEADERS),
+        max_age=600,
+    )
 
 
 class FreshContext:

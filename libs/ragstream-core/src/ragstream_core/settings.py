@@ -35,7 +35,16 @@ class CoreSettings(BaseSettings):
     retry_delay_s: float = Field(1.0, ge=0, description="First retry delay; doubles per attempt.")
     traces_file: str = Field("", description="Without an OTLP endpoint: append finished spans to this JSONL file.")
     consumer_poll_s: float = Field(5.0, gt=0, description="How often consumer lag is read from JetStream.")
+    cors_origins: str = Field(
+        "http://localhost:8080,http://127.0.0.1:8080",
+        description="Comma-separated origins whose pages may call the REST APIs from a browser (the gateway's"
+        " web page, sites embedding the chat widget); `*` allows any.",
+    )
 
     @property
     def objects_dir(self) -> Path:
         return self.data_dir / "objects"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]

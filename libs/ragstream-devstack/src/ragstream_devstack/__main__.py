@@ -58,6 +58,7 @@ def main() -> None:
         lines = [
             "",
             "ragstream is running (Ctrl-C stops everything; data stays in " + str(stack.data_dir) + ")",
+            f"  web page   {stack.url('ingest-gateway')}/ui/",
             f"  upload     POST {stack.url('ingest-gateway')}/v1/collections/default/documents"
             f"   gRPC 127.0.0.1:{stack.grpc_ports['ingest-gateway']}",
             f"  progress   GET  {stack.url('progress')}/v1/jobs/{{job_id}}"

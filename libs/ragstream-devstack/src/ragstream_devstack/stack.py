@@ -72,6 +72,8 @@ class Stack:
     fixed_ports: bool = False
     log_dir: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: origins of pages besides the gateway's own web page that may call the APIs (widget hosts)
+    browser_origins: list[str] = field(default_factory=list)
     nats: NatsServer | None = None
     postgres: Postgres | None = None
     ports: dict[str, int] = field(default_factory=dict)
@@ -120,7 +122,12 @@ class Stack:
             "RAGSTREAM_NATS_URL": self.nats.url,
             "RAGSTREAM_POSTGRES_URL": self.postgres.url,
             "RAGSTREAM_GATEWAY_PROGRESS_URL": f"http://127.0.0.1:{self.ports.get('progress', 8081)}",
+            "RAGSTREAM_GATEWAY_CHAT_URL": f"http://127.0.0.1:{self.ports.get('chat', 8082)}",
         }
+        gateway = self.ports.get("ingest-gateway", 8080)
+        page_origins = [f"http://127.0.0.1:{gateway}", f"http://localhost:{gateway}"]
+        configured = [o for o in os.environ.get("RAGSTREAM_CORS_ORIGINS", "").split(",") if o.strip()]
+        extra["RAGSTREAM_CORS_ORIGINS"] = ",".join([*page_origins, *self.browser_origins, *configured])
         for spec in SERVICES:
             if spec.name in self.ports:
                 extra[spec.port_env] = str(self.ports[spec.name])

@@ -24,7 +24,7 @@ from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import chat_pb2_grpc
 from ragstream_core.proto.ragstream.v1.events_pb2 import IndexTagged, IndexUpdated
-from ragstream_core.runtime import ops_routes, run_service, serve_http
+from ragstream_core.runtime import allow_origins, ops_routes, run_service, serve_http
 from ragstream_core.telemetry import configure_telemetry
 
 log = structlog.get_logger(__name__)
@@ -92,6 +92,7 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     await bus.subscribe(IndexTagged, functools.partial(on_index_updated, ports=ports))
     app = create_app(ports, default_tenant=settings.default_tenant)
 
+    allow_origins(app, settings.core.cors_origin_list)
     ops_routes(app, {"postgres": functools.partial(check_pool, pool), "nats": bus.check})
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

@@ -15,6 +15,7 @@ from ragstream_gateway.consistency_api import router as consistency_router
 from ragstream_gateway.direct_upload_api import router as direct_upload_router
 from ragstream_gateway.jobs_api import router as jobs_router
 from ragstream_gateway.ports import GatewayPorts
+from ragstream_gateway.ui_routes import mount_ui
 from ragstream_gateway.web_api import web_router
 
 
@@ -47,4 +48,5 @@ def create_app(ports: GatewayPorts, *, progress_url: str) -> FastAPI:
     for router in (documents_router, collections_router, batch_router, direct_upload_router, jobs_router, web_router):
         app.include_router(router)
     app.include_router(consistency_router)
+    mount_ui(app, progress_url=progress_url, chat_url=ports.settings.chat_url)
     return app

@@ -22,6 +22,7 @@ from ragstream_gateway.jobs import (
     steer_group,
 )
 from ragstream_gateway.ports import GatewayPorts
+from ragstream_gateway.queue_depth import queue_depth
 from ragstream_gateway.repository import VersionRow
 
 router = APIRouter(prefix="/v1")
@@ -157,3 +158,17 @@ async def replay(sequence: int, ports: Ports, tenant: Tenant, actor: Actor) -> d
     result = await replay_dead_letter(ports, _bus(ports), tenant, sequence, actor=actor)
     ports.scheduler.wake()
     return result
+
+
+@router.get("/queue")
+async def queue(
+    ports: Ports,
+    tenant: Tenant,
+    collection_id: Annotated[str | None, Query(description="Only this collection's work.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Collections listed at most.")] = 1000,
+) -> dict[str, Any]:
+    """Unfinished jobs by stage (queued, parsing, embedding) and lane, paused ones apart, and each
+    collection's paused flag with its queued and running jobs."""
+    if collection_id is not None:
+        check_identifier("collection", collection_id)
+    return await queue_depth(ports, tenant, collection_id=collection_id, limit=limit)

@@ -16,7 +16,7 @@ from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.events import EVENTS_SUBJECTS
 from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import ingest_pb2_grpc
-from ragstream_core.runtime import ops_routes, run_service, serve_http
+from ragstream_core.runtime import allow_origins, ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
 from ragstream_gateway.app import create_app
@@ -61,6 +61,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
         NatsIndexAdmin(bus, timeout_s=settings.index_timeout_s),
         min_age_s=settings.consistency_min_age_s,
     )
+    allow_origins(app, settings.core.cors_origin_list)
 
     ops_routes(
         app, {"nats": bus.check, "postgres": functools.partial(check_pool, pool), "objects": ports.objects.check}

@@ -17,6 +17,7 @@ class GatewaySettings(BaseSettings):
     grpc_host: str = Field("127.0.0.1", description="gRPC listen address.")
     grpc_port: int = Field(50051, description="gRPC port (IngestService).")
     progress_url: str = Field("http://127.0.0.1:8081", description="Progress service URL given in job links.")
+    chat_url: str = Field("http://127.0.0.1:8082", description="Chat service URL the web page and widget call.")
     max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Larger uploads get 413.")
     max_tabular_bytes: int = Field(
         50 * 1024 * 1024,

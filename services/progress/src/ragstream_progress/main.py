@@ -15,7 +15,7 @@ from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.events import EVENTS_SUBJECTS
 from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import progress_pb2_grpc
-from ragstream_core.runtime import ops_routes, run_service, serve_http
+from ragstream_core.runtime import allow_origins, ops_routes, run_service, serve_http
 from ragstream_core.telemetry import configure_telemetry
 from ragstream_progress.api import create_app
 from ragstream_progress.feed import ChangeSignal
@@ -52,6 +52,7 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
     await signal.start()
     app = create_app(jobs, default_tenant=settings.default_tenant, signal=signal)
 
+    allow_origins(app, core.cors_origin_list)
     ops_routes(app, {"postgres": functools.partial(check_pool, pool), "nats": bus.check})
     servicer = ProgressServicer(
         jobs, default_tenant=settings.default_tenant, watch_interval_s=settings.watch_interval_s, signal=signal
