@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PACKAGES := libs/ragstream-core libs/ragstream-devstack services/ingest-gateway services/parser \
-            services/embedder services/chat services/progress
+            services/embedder services/chat services/progress libs/ragstream-ops
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -106,7 +106,7 @@ proto: install ## regenerate the Python code of proto/ into ragstream_core.proto
 lint: install
 	$(VENV)/bin/ruff format --check libs services tests bench
 	$(VENV)/bin/ruff check libs services tests bench
-	$(VENV)/bin/mypy libs/ragstream-core/src libs/ragstream-devstack/src services/*/src
+	$(VENV)/bin/mypy libs/ragstream-core/src libs/ragstream-devstack/src services/*/src libs/ragstream-ops/src
 
 # The local-model extra stays out of requirements.lock (its own lock is requirements-llm.lock).
 LLM_PACKAGES = $$(sed -n '/==/{s/==.*//;s/[-_.]/[-_.]/g;p}' requirements-llm.lock | paste -sd'|')

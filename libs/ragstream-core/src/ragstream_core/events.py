@@ -29,6 +29,7 @@ EVENTS_SUBJECTS = "ragstream.events.>"
 DEAD_LETTER_STREAM = "RAGSTREAM_DLQ"
 DEAD_LETTER_SUBJECTS = "ragstream.dlq.>"
 SEARCH_SUBJECT = "ragstream.rpc.search"
+INDEX_SNAPSHOT_SUBJECT = "ragstream.rpc.index.snapshot"  # ops.proto: a backup of the embedded index
 
 SUBJECT_OF: dict[type[Message], str] = {
     DocUploaded: "ragstream.events.doc.uploaded",

@@ -11,8 +11,9 @@ import structlog
 from fastapi import FastAPI
 
 from ragstream_core.bus import Bus
-from ragstream_core.events import SEARCH_SUBJECT
+from ragstream_core.events import INDEX_SNAPSHOT_SUBJECT, SEARCH_SUBJECT
 from ragstream_core.proto.ragstream.v1.events_pb2 import DocDeleted, DocParsed
+from ragstream_core.proto.ragstream.v1.ops_pb2 import IndexSnapshotRequest
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchRequest
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
@@ -22,6 +23,7 @@ from ragstream_embedder.handlers import embed_document, remove_document, search
 from ragstream_embedder.model import MiniLMEmbedder
 from ragstream_embedder.pooling import PooledModel
 from ragstream_embedder.settings import EmbedderSettings
+from ragstream_embedder.snapshot import snapshot_index
 from ragstream_embedder.workers import AsyncIndex
 
 log = structlog.get_logger(__name__)
@@ -85,6 +87,12 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
         handler=functools.partial(remove_document, ports=ports),
     )
     await bus.serve(SEARCH_SUBJECT, SearchRequest, functools.partial(search, ports=ports), queue="embedder")
+    await bus.serve(
+        INDEX_SNAPSHOT_SUBJECT,
+        IndexSnapshotRequest,
+        functools.partial(snapshot_index, index=index, objects=ports.objects, data_dir=core.data_dir),
+        queue="embedder",
+    )
     log.info("embedder.started", metrics_port=settings.metrics_port, model=model.name)
     try:
         await serve_http(app, host=settings.metrics_host, port=settings.metrics_port, stop=stop)

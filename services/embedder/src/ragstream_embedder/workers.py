@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -76,6 +77,20 @@ class AsyncIndex:
     async def count(self, tenant_id: str, document_id: str) -> dict[int, int]:
         result: dict[int, int] = await self._call(self._index.count, tenant_id, document_id)
         return result
+
+    async def snapshot(self, target: Path) -> tuple[Path, int]:
+        """Copy the index into ``target`` (``EdgeIndex.snapshot``); its own directory and points.
+
+        Raises ``NotImplementedError`` for an engine without snapshots of its files (a Qdrant
+        server has its own snapshot API; local mode is not supported)."""
+        snapshot = getattr(self._index, "snapshot", None)
+        if snapshot is None:
+            raise NotImplementedError(
+                f"the {type(self._index).__name__} engine has no file snapshot; only the embedded edge engine "
+                "(RAGSTREAM_EMBEDDER_ENGINE=edge, no RAGSTREAM_EMBEDDER_QDRANT_URL) is backed up this way"
+            )
+        points: int = await self._call(snapshot, target)
+        return Path(self._index.path), points  # type: ignore[attr-defined]
 
     async def close(self) -> None:
         await self._call(self._index.close)
