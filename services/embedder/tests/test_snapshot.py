@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,10 @@ def points(document_id: str, version: int, count: int) -> list[ChunkPoint]:
     ]
 
 
+def untar(archive: Path, directory: Path) -> None:
+    subprocess.run(["tar", "--extract", f"--file={archive}", f"--directory={directory}"], check=True)
+
+
 async def test_a_snapshot_loads_as_the_same_index(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     live = EdgeIndex(path=data_dir / "edge" / "chunks", dimensions=DIM)
@@ -60,8 +63,10 @@ async def test_a_snapshot_loads_as_the_same_index(tmp_path: Path) -> None:
     archive = await objects.get_bytes("ops/snap.tar")
     assert (len(archive), hashlib.sha256(archive).hexdigest()) == (reply.size_bytes, reply.sha256)
     restored_dir = tmp_path / "restored"
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(restored_dir, filter="data")
+    restored_dir.mkdir()
+    (tmp_path / "snap.tar").write_bytes(archive)
+    untar(tmp_path / "snap.tar", restored_dir)
+    assert len(archive) < 2_000_000, "the shards' holes must stay holes in the archive"
     copy = EdgeIndex(path=restored_dir, dimensions=DIM)
     try:
         after = copy.search(vs[0], tenant_id="t", collection_id="c", top_k=3, query="harbor")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tarfile
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,18 @@ ARCHIVE = "index.tar"
 EDGE_DIR = "edge"
 
 
+def _tar(*args: str) -> None:
+    """GNU tar with ``--sparse``: the index's files are mostly holes, kept as holes both ways."""
+    try:
+        subprocess.run(["tar", "--sparse", *args], check=True, capture_output=True)
+    except FileNotFoundError:
+        raise DependencyUnavailable("GNU tar is not installed (Debian package tar)") from None
+    except subprocess.CalledProcessError as exc:
+        raise BackupError(f"tar {args[0]} failed: {exc.stderr.decode(errors='replace').strip()}") from None
+
+
 def _archive_dir(directory: Path, archive: Path) -> None:
-    with tarfile.open(archive, "w") as tar:
-        tar.add(directory, arcname=".")
+    _tar("--create", f"--file={archive}", f"--directory={directory}", ".")
 
 
 async def _offline_snapshot(data_dir: Path, archive: Path) -> dict[str, Any]:
@@ -103,8 +112,7 @@ def _unpack(archive: Path, destination: Path, replace: bool) -> None:
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(staging, filter="data")
+    _tar("--extract", f"--file={archive}", f"--directory={staging}", "--no-same-owner")
     staging.rename(destination)
 
 

@@ -1,7 +1,7 @@
 """The index snapshot a backup asks for (``ragstream.rpc.index.snapshot``, ``ops.proto``).
 
-The edge index is copied under its lock (``EdgeIndex.snapshot``), archived as one tar file and
-put into the object store under the key the request names; the caller (``ragstream_ops``) reads
+The edge index is archived under its lock as one tar file (``EdgeIndex.snapshot``) and put into
+the object store under the key the request names; the caller (``ragstream_ops``) reads
 it from there and deletes it. Failures are answered with ``error``, never left unanswered.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Protocol
@@ -25,13 +24,10 @@ ENGINE = "edge"
 
 
 class Snapshottable(Protocol):
-    async def snapshot(self, target: Path) -> tuple[Path, int]: ...
+    async def snapshot(self, archive: Path) -> tuple[Path, int]: ...
 
 
-def _archive(directory: Path, archive: Path) -> str:
-    """Tar ``directory``'s content into ``archive``; its SHA-256."""
-    with tarfile.open(archive, "w") as tar:
-        tar.add(directory, arcname=".")
+def _sha256(archive: Path) -> str:
     digest = hashlib.sha256()
     with archive.open("rb") as f:
         while block := f.read(1024 * 1024):
@@ -54,10 +50,9 @@ async def snapshot_index(
         return IndexSnapshotReply(error="object_key is empty: name the object store key to put the snapshot at")
     try:
         with tempfile.TemporaryDirectory(prefix="ragstream-snapshot-") as tmp:
-            copy = Path(tmp) / "index"
-            path, points = await index.snapshot(copy)
             archive = Path(tmp) / "index.tar"
-            sha256 = await asyncio.to_thread(_archive, copy, archive)
+            path, points = await index.snapshot(archive)
+            sha256 = await asyncio.to_thread(_sha256, archive)
             size = archive.stat().st_size
             with archive.open("rb") as f:
                 await objects.put_file(request.object_key, f, size)

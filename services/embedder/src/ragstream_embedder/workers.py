@@ -78,8 +78,8 @@ class AsyncIndex:
         result: dict[int, int] = await self._call(self._index.count, tenant_id, document_id)
         return result
 
-    async def snapshot(self, target: Path) -> tuple[Path, int]:
-        """Copy the index into ``target`` (``EdgeIndex.snapshot``); its own directory and points.
+    async def snapshot(self, archive: Path) -> tuple[Path, int]:
+        """Write the index as a tar archive (``EdgeIndex.snapshot``); its own directory and points.
 
         Raises ``NotImplementedError`` for an engine without snapshots of its files (a Qdrant
         server has its own snapshot API; local mode is not supported)."""
@@ -89,7 +89,7 @@ class AsyncIndex:
                 f"the {type(self._index).__name__} engine has no file snapshot; only the embedded edge engine "
                 "(RAGSTREAM_EMBEDDER_ENGINE=edge, no RAGSTREAM_EMBEDDER_QDRANT_URL) is backed up this way"
             )
-        points: int = await self._call(snapshot, target)
+        points: int = await self._call(snapshot, archive)
         return Path(self._index.path), points  # type: ignore[attr-defined]
 
     async def close(self) -> None:
