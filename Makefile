@@ -22,7 +22,7 @@ else ifneq ($(LLM),)
   $(error LLM=$(LLM) is not known: use LLM=local, or leave LLM unset for no local model)
 endif
 
-.PHONY: install system-deps run test unit e2e bench bench-chat-local bench-upload eval proto lint lock clean rebuild-progress soak
+.PHONY: install system-deps run test unit e2e bench bench-chat-local bench-upload bench-backup eval proto lint lock clean rebuild-progress soak
 
 install: system-deps $(STAMP) $(LLM_INSTALL) ## virtual environment from requirements.lock, workspace packages editable; LLM=local adds the local model
 
@@ -88,6 +88,9 @@ bench-chat-local: install ## chat time to first token and whole answer with the 
 
 eval: install ## retrieval quality (hit@1, hit@5, MRR; dense, sparse, hybrid) over ../shared/corpus; writes bench/results/eval.json
 	$(PY) bench/eval_retrieval.py
+
+bench-backup: install ## backup and restore of an ingested corpus, seconds per part; writes bench/results/backup_restore.json
+	$(PY) bench/backup_restore.py
 
 bench-upload: install ## gateway memory while it receives a 1 GiB upload; writes bench/results/upload_rss.json
 	$(PY) bench/upload_rss.py
