@@ -22,7 +22,7 @@ else ifneq ($(LLM),)
   $(error LLM=$(LLM) is not known: use LLM=local, or leave LLM unset for no local model)
 endif
 
-.PHONY: install system-deps run test unit e2e bench bench-chat-local bench-upload bench-backup eval proto lint lock clean rebuild-progress soak
+.PHONY: install system-deps run test unit e2e backup restore bench bench-chat-local bench-upload bench-backup eval proto lint lock clean rebuild-progress soak
 
 install: system-deps $(STAMP) $(LLM_INSTALL) ## virtual environment from requirements.lock, workspace packages editable; LLM=local adds the local model
 
@@ -79,6 +79,16 @@ soak: install ## the fault suite (tests/e2e/test_faults*.py) with 500 documents 
 rebuild-progress: install ## empty the progress projection and replay every stored event into it
 	RAGSTREAM_POSTGRES_URL="$${RAGSTREAM_POSTGRES_URL:-postgresql://postgres:@/ragstream?host=$$(sed -n 5p data/postgres/postmaster.pid 2>/dev/null)}" \
 	  $(PY) -m ragstream_progress rebuild
+
+# Backup beside `make run` (its NATS on 4222, its PostgreSQL read from data/postgres); restore with
+# `make run` stopped: NATS and PostgreSQL start alone on data/, the backup goes in, they stop.
+backup: install ## copy the running system (streams, index, PostgreSQL, objects) into DIR
+	@test -n "$(DIR)" || { echo "name the backup directory: make backup DIR=backups/$$(date +%F)"; exit 2; }
+	$(PY) -m ragstream_ops backup "$(DIR)"
+
+restore: install ## restore DIR into data/ (make run stopped; FORCE=1 replaces data that is there)
+	@test -n "$(DIR)" || { echo "name the backup directory: make restore DIR=backups/..."; exit 2; }
+	$(PY) -m ragstream_devstack servers --data-dir data -- $(PY) -m ragstream_ops restore "$(DIR)" $(if $(FORCE),--force)
 
 bench: install ## throughput against the model alone; writes bench/results/latest.json
 	$(PY) bench/ingest_bench.py
