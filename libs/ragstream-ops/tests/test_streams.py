@@ -105,6 +105,7 @@ async def test_streams_come_back_with_their_sequences_and_consumer_positions(tmp
             await kv.get("job.b")
 
         # the worker had acknowledged 1-6 (4 was deleted) and held 7: it gets 7 again, then 8, 9 and 11
+        assert (await js.consumer_info("RAGSTREAM_EVENTS", "worker")).config.ack_wait == 60
         worker = await js.pull_subscribe("ragstream.events.>", durable="worker", stream="RAGSTREAM_EVENTS")
         got = [m.metadata.sequence.stream for m in await worker.fetch(10, timeout=2)]
         assert got == [7, 8, 9, 11]
