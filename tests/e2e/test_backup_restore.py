@@ -61,6 +61,13 @@ async def documents_of(client: Client, collection: str) -> list[dict[str, Any]]:
     return sorted(body["documents"] if isinstance(body, dict) else body, key=lambda d: str(d["document_id"]))
 
 
+async def dead_letters(client: Client) -> list[dict[str, Any]]:
+    response = await client.http.get(f"{client.stack.url('ingest-gateway')}/v1/dead-letters")
+    response.raise_for_status()
+    # a restored message is stored anew: its time is the restore's (README: Backup and restore)
+    return [{k: v for k, v in d.items() if k != "dead_lettered_at"} for d in response.json()["dead_letters"]]
+
+
 async def job_ids_after(nats_url: str, sequence: int) -> set[str]:
     """The job of every event stored after ``sequence``."""
     nc = await nats.connect(nats_url)
@@ -94,6 +101,7 @@ async def test_backup_wipe_restore_gives_the_same_answers(
             answers = [await client.chat(collection, q) for q in QUESTIONS]
             jobs = await jobs_of(client, collection)
             documents = await documents_of(client, collection)
+            dead = await dead_letters(client)
         started = time.perf_counter()
         manifest = await backup(tmp_path / "backup", settings_of(first))
         backup_s = time.perf_counter() - started
@@ -124,6 +132,7 @@ async def test_backup_wipe_restore_gives_the_same_answers(
             answers_after = [await client.chat(collection, q) for q in QUESTIONS]
             jobs_after = await jobs_of(client, collection)
             documents_after = await documents_of(client, collection)
+            dead_after = await dead_letters(client)
             same = await client.upload(collection, "wiki.md", (corpus / "md" / "wiki.md").read_bytes())
             new = await client.upload(collection, "wiki_duck.html", (corpus / "html" / "wiki_duck.html").read_bytes())
             (new_job,) = await client.wait_done([new.json()["job_id"]])
@@ -142,6 +151,8 @@ async def test_backup_wipe_restore_gives_the_same_answers(
         assert cited(after) == cited(before)
     assert jobs_after == jobs
     assert documents_after == documents
+    assert dead_after == dead
+    assert broken.json()["job_id"] in {d.get("job_id") for d in dead}
     assert same.json()["unchanged"] is True
     assert new_job["status"] == "indexed"
     assert len(jobs_final) == len(jobs) + 1

@@ -56,6 +56,9 @@ def run(argv: list[str] | None = None) -> int:
     except DependencyUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201
         return 4
+    except Exception as exc:  # a failed pg_dump, a server gone: one line, not a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
     for part in summary["parts"].values():
         part.pop("files", None)
         part.pop("tables", None)
