@@ -134,7 +134,9 @@ async def _export_messages(js: JetStreamContext, stream: str, last_seq: int, out
                 try:
                     msgs = await sub.fetch(_FETCH, timeout=5.0)
                 except (nats.errors.TimeoutError, TimeoutError):
-                    break  # nothing left (the tail was removed by limits meanwhile)
+                    if (await js.consumer_info(stream, name)).num_pending == 0:
+                        break  # nothing left: the tail was removed (limits) after the state was read
+                    continue  # a slow server, not the end
                 for msg in msgs:
                     seq = msg.metadata.sequence.stream
                     if seq > last_seq:
@@ -163,7 +165,11 @@ async def backup_streams(js: JetStreamContext, target: Path) -> dict[str, Any]:
         config = info.config.as_dict()
         _user_metadata(config)
         messages_file = directory / f"{name}.jsonl"
-        count = await _export_messages(js, name, info.state.last_seq, messages_file)
+        if info.state.messages:
+            count = await _export_messages(js, name, info.state.last_seq, messages_file)
+        else:
+            messages_file.write_text("")
+            count = 0
         meta = {
             "config": config,
             "first_seq": info.state.first_seq,
