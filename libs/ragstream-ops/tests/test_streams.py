@@ -116,6 +116,13 @@ async def test_streams_come_back_with_their_sequences_and_consumer_positions(tmp
         ack = await js.publish("ragstream.events.e1", b"new")
         assert ack.seq == 13
         assert [m.data for m in await observer.fetch(5, timeout=2)] == [b"new"]
+        await observer.unsubscribe()
+        await worker.unsubscribe()
+
+        # restoring again (force) replaces the streams: the new message is gone, the rest is back
+        await restore_streams(js, tmp_path / "backup", part)
+        assert await _read(js, "RAGSTREAM_EVENTS") == before["RAGSTREAM_EVENTS"]
+        assert (await js.consumer_info("RAGSTREAM_EVENTS", "worker")).num_pending == 4  # 7, 8, 9, 11
         await nc.close()
     finally:
         first.stop()
