@@ -24,6 +24,7 @@ from ragstream_devstack.e2e import Client
 from ragstream_devstack.stack import Stack
 from ragstream_devstack.testing import new_id
 from ragstream_ops import Manifest, backup, restore
+from ragstream_ops.backup import ServicesRunning
 from ragstream_ops.manifest import DeploymentNotEmpty
 
 # distinct contents (duck.md and word_sample.docx hold the same text: their tied scores may come
@@ -127,6 +128,8 @@ async def test_backup_wipe_restore_gives_the_same_answers(
             await restore(tmp_path / "backup", settings_of(second))
         events_restored = manifest.parts["streams"]["streams"][EVENTS_STREAM]["last_seq"]
         second.start_services()
+        with pytest.raises(ServicesRunning, match="stop the five services"):
+            await restore(tmp_path / "backup", settings_of(second), force=True)
         async with httpx.AsyncClient(timeout=60) as http:
             client = Client(second, http)
             answers_after = [await client.chat(collection, q) for q in QUESTIONS]

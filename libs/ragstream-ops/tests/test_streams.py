@@ -11,7 +11,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
 from ragstream_devstack.servers import NatsServer, free_port
-from ragstream_ops.streams import backup_streams, message_count, restore_streams
+from ragstream_ops.streams import backup_streams, message_count, pulling_consumers, restore_streams
 
 
 async def _fill(js: nats.js.JetStreamContext) -> None:
@@ -127,3 +127,21 @@ async def test_streams_come_back_with_their_sequences_and_consumer_positions(tmp
     finally:
         first.stop()
         second.stop()
+
+
+async def test_consumers_being_pulled_from_are_named(isolated_nats: NatsServer) -> None:
+    nc = await nats.connect(isolated_nats.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="RAGSTREAM_EVENTS", subjects=["ragstream.events.>"]))
+        idle = await js.pull_subscribe("ragstream.events.>", durable="idle", stream="RAGSTREAM_EVENTS")
+        busy = await js.pull_subscribe("ragstream.events.>", durable="busy", stream="RAGSTREAM_EVENTS")
+        assert await pulling_consumers(js) == []
+        waiting = asyncio.create_task(busy.fetch(1, timeout=10))  # what a running service does
+        await asyncio.sleep(0.5)
+        assert await pulling_consumers(js) == ["RAGSTREAM_EVENTS/busy"]
+        await js.publish("ragstream.events.x", b"wakes it")
+        assert len(await waiting) == 1
+        await idle.unsubscribe()
+    finally:
+        await nc.close()

@@ -39,7 +39,7 @@ from ragstream_ops.index import backup_index, index_holds_data, restore_index
 from ragstream_ops.manifest import MANIFEST, BackupError, CorruptBackup, DeploymentNotEmpty, Manifest
 from ragstream_ops.objects import backup_objects, list_keys, restore_objects, verify_objects
 from ragstream_ops.postgres import backup_postgres, database_url, holds_data, restore_postgres
-from ragstream_ops.streams import backup_streams, message_count, restore_streams
+from ragstream_ops.streams import backup_streams, message_count, pulling_consumers, restore_streams
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +48,10 @@ PARTS = ("streams", "index", "postgres", "objects")
 
 class TargetNotEmpty(BackupError, Conflict):
     """The backup directory is not empty: a backup never overwrites files."""
+
+
+class ServicesRunning(BackupError, Conflict):
+    """A restore was started while services consume from the deployment."""
 
 
 def _prepare_target(target: Path) -> None:
@@ -126,6 +130,12 @@ async def restore(
     nc = await nats.connect(settings.nats_url, connect_timeout=5, max_reconnect_attempts=3)
     try:
         js = nc.jetstream()
+        pulling = await pulling_consumers(js, watch_s=2.0)
+        if pulling:
+            raise ServicesRunning(
+                f"services are consuming from this deployment ({', '.join(pulling)}): stop the five services "
+                "(NATS, PostgreSQL and the object store stay up) before a restore, even with force"
+            )
         holding = {
             "JetStream streams": await message_count(js) > 0,
             "index": not index_skipped and index_holds_data(settings.data_dir, manifest.parts["index"]),

@@ -25,6 +25,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,26 @@ async def list_streams(js: JetStreamContext) -> list[StreamInfo]:
 async def message_count(js: JetStreamContext) -> int:
     """Messages held by ragstream streams (0: nothing to lose)."""
     return sum(info.state.messages for info in await list_streams(js))
+
+
+async def pulling_consumers(js: JetStreamContext, *, watch_s: float = 0.0) -> list[str]:
+    """``stream/consumer`` of every durable consumer someone pulls from: services running against
+    this deployment. A service keeps a pull request open almost all the time (the bus renews its
+    one-second fetch at once), so looking a few times over ``watch_s`` seconds sees it."""
+    pulling: set[str] = set()
+    deadline = time.monotonic() + watch_s
+    while True:
+        durable = 0
+        for info in await list_streams(js):
+            name = info.config.name or ""
+            for consumer in await js.consumers_info(name):
+                if consumer.config.durable_name:
+                    durable += 1
+                    if (consumer.num_waiting or 0) > 0:
+                        pulling.add(f"{name}/{consumer.name}")
+        if pulling or not durable or time.monotonic() >= deadline:
+            return sorted(pulling)
+        await asyncio.sleep(0.25)
 
 
 def _user_metadata(config: dict[str, Any]) -> None:
