@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PACKAGES := libs/ragstream-core libs/ragstream-devstack services/ingest-gateway services/parser \
-            services/embedder services/chat services/progress libs/ragstream-cli
+            services/embedder services/chat services/progress libs/ragstream-cli libs/ragstream-ops
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -22,7 +22,7 @@ else ifneq ($(LLM),)
   $(error LLM=$(LLM) is not known: use LLM=local, or leave LLM unset for no local model)
 endif
 
-.PHONY: install system-deps run test unit e2e bench bench-chat-local bench-upload eval proto lint lock clean rebuild-progress soak
+.PHONY: install system-deps run test unit e2e backup restore bench bench-chat-local bench-upload bench-backup eval proto lint lock clean rebuild-progress soak
 
 install: system-deps $(STAMP) $(LLM_INSTALL) ## virtual environment from requirements.lock, workspace packages editable; LLM=local adds the local model
 
@@ -85,6 +85,16 @@ rebuild-progress: install ## empty the progress projection and replay every stor
 	RAGSTREAM_POSTGRES_URL="$${RAGSTREAM_POSTGRES_URL:-postgresql://postgres:@/ragstream?host=$$(sed -n 5p data/postgres/postmaster.pid 2>/dev/null)}" \
 	  $(PY) -m ragstream_progress rebuild
 
+# Backup beside `make run` (its NATS on 4222, its PostgreSQL read from data/postgres); restore with
+# `make run` stopped: NATS and PostgreSQL start alone on data/, the backup goes in, they stop.
+backup: install ## copy the running system (streams, index, PostgreSQL, objects) into DIR
+	@test -n "$(DIR)" || { echo "name the backup directory: make backup DIR=backups/$$(date +%F)"; exit 2; }
+	$(PY) -m ragstream_ops backup "$(DIR)"
+
+restore: install ## restore DIR into data/ (make run stopped; FORCE=1 replaces data that is there)
+	@test -n "$(DIR)" || { echo "name the backup directory: make restore DIR=backups/..."; exit 2; }
+	$(PY) -m ragstream_devstack servers --data-dir data -- $(PY) -m ragstream_ops restore "$(DIR)" $(if $(FORCE),--force)
+
 bench: install ## throughput against the model alone; writes bench/results/latest.json
 	$(PY) bench/ingest_bench.py
 
@@ -93,6 +103,9 @@ bench-chat-local: install ## chat time to first token and whole answer with the 
 
 eval: install ## retrieval quality (hit@1, hit@5, MRR; dense, sparse, hybrid) over ../shared/corpus; writes bench/results/eval.json
 	$(PY) bench/eval_retrieval.py
+
+bench-backup: install ## backup and restore of an ingested corpus, seconds per part; writes bench/results/backup_restore.json
+	$(PY) bench/backup_restore.py
 
 bench-upload: install ## gateway memory while it receives a 1 GiB upload; writes bench/results/upload_rss.json
 	$(PY) bench/upload_rss.py
@@ -111,7 +124,8 @@ proto: install ## regenerate the Python code of proto/ into ragstream_core.proto
 lint: install
 	$(VENV)/bin/ruff format --check libs services tests bench
 	$(VENV)/bin/ruff check libs services tests bench
-	$(VENV)/bin/mypy libs/ragstream-core/src libs/ragstream-devstack/src services/*/src libs/ragstream-cli/src
+	$(VENV)/bin/mypy libs/ragstream-core/src libs/ragstream-devstack/src services/*/src libs/ragstream-cli/src \
+		libs/ragstream-ops/src
 
 # The local-model extra stays out of requirements.lock (its own lock is requirements-llm.lock).
 LLM_PACKAGES = $$(sed -n '/==/{s/==.*//;s/[-_.]/[-_.]/g;p}' requirements-llm.lock | paste -sd'|')

@@ -55,3 +55,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
 async def client(stack: Stack) -> AsyncIterator[Client]:
     async with httpx.AsyncClient(timeout=60) as http:
         yield Client(stack, http)
+
+
+@pytest.fixture(name="unstarted_stack")
+def unstarted_stack_fixture() -> Callable[[Path, Path], Stack]:
+    """A stack of this test's own with the e2e settings, not started (``start_servers`` first, e.g.
+    to restore a backup before ``start_services``)."""
+    return lambda data_dir, log_dir: Stack(data_dir=data_dir, log_dir=log_dir, env=dict(E2E_ENV))

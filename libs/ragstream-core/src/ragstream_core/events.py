@@ -34,6 +34,7 @@ SEARCH_SUBJECT = "ragstream.rpc.search"
 # what the index holds, and removing points from it (InventoryRequest, DeletePointsRequest)
 INVENTORY_SUBJECT = "ragstream.rpc.index.inventory"
 DELETE_POINTS_SUBJECT = "ragstream.rpc.index.delete_points"
+INDEX_SNAPSHOT_SUBJECT = "ragstream.rpc.index.snapshot"  # ops.proto: a backup of the embedded index
 
 SUBJECT_OF: dict[type[Message], str] = {
     DocUploaded: "ragstream.events.doc.uploaded",

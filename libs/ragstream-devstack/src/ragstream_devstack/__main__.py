@@ -1,4 +1,12 @@
-"""``python -m ragstream_devstack run``: the whole system on embedded defaults (``make run``)."""
+"""``python -m ragstream_devstack run``: the whole system on embedded defaults (``make run``).
+
+``python -m ragstream_devstack traces [--job ID] [--all]``: the last job's trace from
+``data/traces.jsonl`` as a tree (``make traces``).
+
+``python -m ragstream_devstack servers -- COMMAND...``: NATS and PostgreSQL alone on the data
+dir, COMMAND run with ``RAGSTREAM_NATS_URL``, ``RAGSTREAM_POSTGRES_URL`` and
+``RAGSTREAM_DATA_DIR`` pointing at them (a restore: ``make restore``), then both stopped.
+"""
 
 from __future__ import annotations
 
@@ -43,9 +51,15 @@ def main() -> None:
     traces.add_argument("--data-dir", type=Path, default=Path("data"))
     traces.add_argument("--job", default="", help="a job id; default: the latest upload")
     traces.add_argument("--all", action="store_true", help="also PostgreSQL statements and ASGI send/receive")
+    servers = sub.add_parser("servers", help="start NATS and PostgreSQL alone, run COMMAND against them, stop")
+    servers.add_argument("--data-dir", type=Path, default=Path("data"))
+    servers.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND")
     args = parser.parse_args()
     if args.command == "traces":
         sys.exit(print_trace(args.data_dir / "traces.jsonl", job_id=args.job, everything=args.all))
+    if args.command == "servers":
+        command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+        sys.exit(run_beside_servers(args.data_dir, command or ["true"]))
 
     stack = Stack(data_dir=args.data_dir, fixed_ports=True)
     stopped = threading.Event()
@@ -85,6 +99,23 @@ def main() -> None:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.stderr.write("stopping ragstream...\n")
+        stack.stop()
+
+
+def run_beside_servers(data_dir: Path, command: list[str]) -> int:
+    """Start NATS and PostgreSQL on ``data_dir`` (the fixed ports of ``run``), run ``command`` with
+    the environment pointing at them, stop both; the command's exit code."""
+    import subprocess
+
+    stack = Stack(data_dir=data_dir, fixed_ports=True)
+    try:
+        stack.start_servers()
+        assert stack.nats
+        assert stack.postgres
+        env = {"RAGSTREAM_NATS_URL": stack.nats.url, "RAGSTREAM_POSTGRES_URL": stack.postgres.url}
+        env["RAGSTREAM_DATA_DIR"] = str(stack.data_dir)
+        return subprocess.run(command, env={**stack.service_env(), **env}, check=False).returncode
+    finally:
         stack.stop()
 
 

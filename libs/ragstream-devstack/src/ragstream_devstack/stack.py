@@ -91,6 +91,11 @@ class Stack:
             raise
 
     def _start(self) -> Stack:
+        self.start_servers()
+        return self.start_services()
+
+    def start_servers(self) -> Stack:
+        """NATS and PostgreSQL only, and the services' ports chosen (a restore runs now)."""
         self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         nats_port = int(os.environ.get("RAGSTREAM_NATS_PORT", 4222)) if self.fixed_ports else free_port()
@@ -105,6 +110,10 @@ class Stack:
                 self.ports[spec.name] = free_port()
                 if spec.grpc_env:
                     self.grpc_ports[spec.name] = free_port()
+        return self
+
+    def start_services(self) -> Stack:
+        """Migrate, start the five services on the running servers and wait until each is ready."""
         for spec in SERVICES:
             if spec.migrates:
                 subprocess.run([sys.executable, "-m", spec.module, "migrate"], env=self.service_env(), check=True)

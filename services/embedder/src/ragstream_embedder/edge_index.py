@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -534,6 +535,31 @@ class EdgeIndex:
             raise
         self.chunks = fresh
         shutil.rmtree(old)
+
+    @_locked
+    def snapshot(self, archive: Path) -> int:
+        """Write both shards, flushed, as a tar archive (a backup); returns the chunk points in it.
+
+        Under the index lock: no write lands halfway, and a background build in progress goes on
+        (its scratch space is left out). GNU tar with ``--sparse``: the shards' files are mostly
+        holes (275 MB apparent, under 1 MB used for a few documents), which it keeps as holes.
+        Unpacked, the archive loads as an ``EdgeIndex`` path.
+        """
+        self.chunks.flush()
+        self.registry.flush()
+        try:
+            subprocess.run(
+                ["tar", "--sparse", "--create", f"--file={archive}", f"--directory={self.path}"]
+                + [f"--exclude={CHUNKS_DIR}/{name}" for name in _NOT_COPIED]
+                + [CHUNKS_DIR, REGISTRY_DIR],
+                check=True,
+                capture_output=True,
+            )
+        except FileNotFoundError:
+            raise RuntimeError("GNU tar is not installed (Debian package tar)") from None
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"tar failed: {exc.stderr.decode(errors='replace').strip()}") from None
+        return int(self.chunks.count(qe.CountRequest(exact=True)))
 
     @_locked
     def abandon_build(self) -> None:

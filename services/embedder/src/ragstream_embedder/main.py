@@ -11,9 +11,10 @@ import structlog
 from fastapi import FastAPI
 
 from ragstream_core.bus import Bus
-from ragstream_core.events import DELETE_POINTS_SUBJECT, INVENTORY_SUBJECT, SEARCH_SUBJECT
+from ragstream_core.events import DELETE_POINTS_SUBJECT, INDEX_SNAPSHOT_SUBJECT, INVENTORY_SUBJECT, SEARCH_SUBJECT
 from ragstream_core.proto.ragstream.v1.events_pb2 import DocDeleted, DocParsed, DocTagged
 from ragstream_core.proto.ragstream.v1.inventory_pb2 import DeletePointsRequest, InventoryRequest
+from ragstream_core.proto.ragstream.v1.ops_pb2 import IndexSnapshotRequest
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchRequest
 from ragstream_core.runtime import ops_routes, run_service, serve_http
 from ragstream_core.storage import ObjectStore, open_object_store
@@ -24,6 +25,7 @@ from ragstream_embedder.inventory import delete_points, inventory
 from ragstream_embedder.model import MiniLMEmbedder
 from ragstream_embedder.pooling import PooledModel
 from ragstream_embedder.settings import EmbedderSettings
+from ragstream_embedder.snapshot import snapshot_index
 from ragstream_embedder.workers import AsyncIndex
 
 log = structlog.get_logger(__name__)
@@ -98,6 +100,12 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
     await bus.serve(INVENTORY_SUBJECT, InventoryRequest, functools.partial(inventory, index=index), queue="embedder")
     await bus.serve(
         DELETE_POINTS_SUBJECT, DeletePointsRequest, functools.partial(delete_points, index=index), queue="embedder"
+    )
+    await bus.serve(
+        INDEX_SNAPSHOT_SUBJECT,
+        IndexSnapshotRequest,
+        functools.partial(snapshot_index, index=index, objects=ports.objects, data_dir=core.data_dir),
+        queue="embedder",
     )
     log.info("embedder.started", metrics_port=settings.metrics_port, model=model.name)
     try:

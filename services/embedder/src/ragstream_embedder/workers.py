@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -110,6 +111,20 @@ class AsyncIndex:
     def engine(self) -> str:
         """Which engine answers: ``edge``, ``qdrant-local`` or ``qdrant-server``."""
         return str(getattr(self._index, "engine", type(self._index).__name__))
+
+    async def snapshot(self, archive: Path) -> tuple[Path, int]:
+        """Write the index as a tar archive (``EdgeIndex.snapshot``); its own directory and points.
+
+        Raises ``NotImplementedError`` for an engine without snapshots of its files (a Qdrant
+        server has its own snapshot API; local mode is not supported)."""
+        snapshot = getattr(self._index, "snapshot", None)
+        if snapshot is None:
+            raise NotImplementedError(
+                f"the {type(self._index).__name__} engine has no file snapshot; only the embedded edge engine "
+                "(RAGSTREAM_EMBEDDER_ENGINE=edge, no RAGSTREAM_EMBEDDER_QDRANT_URL) is backed up this way"
+            )
+        points: int = await self._call(snapshot, archive)
+        return Path(self._index.path), points  # type: ignore[attr-defined]
 
     async def close(self) -> None:
         await self._call(self._index.close)

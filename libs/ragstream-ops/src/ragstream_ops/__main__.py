@@ -1,0 +1,3 @@
+from ragstream_ops.cli import main
+
+main()
