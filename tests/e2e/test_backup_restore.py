@@ -9,6 +9,10 @@ once, with no old event processed again.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +45,19 @@ def settings_of(stack: Stack) -> CoreSettings:
     assert stack.nats
     assert stack.postgres
     return CoreSettings(data_dir=stack.data_dir, nats_url=stack.nats.url, postgres_url=stack.postgres.url)
+
+
+def ragstream_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``ragstream`` command with the settings of ``stack``'s servers."""
+    settings = settings_of(stack)
+    env = {
+        **os.environ,
+        "RAGSTREAM_DATA_DIR": str(settings.data_dir),
+        "RAGSTREAM_NATS_URL": settings.nats_url,
+        "RAGSTREAM_POSTGRES_URL": settings.postgres_url,
+    }
+    command = [str(Path(sys.executable).parent / "ragstream"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def cited(answer: dict[str, Any]) -> list[tuple[str, int, int, str]]:
@@ -106,6 +123,18 @@ async def test_backup_wipe_restore_gives_the_same_answers(
         started = time.perf_counter()
         manifest = await backup(tmp_path / "backup", settings_of(first))
         backup_s = time.perf_counter() - started
+        by_cli = ragstream_cli(first, "backup", str(tmp_path / "backup-cli"), "--skip-index", "--json")
+        assert by_cli.returncode == 0, by_cli.stderr
+        summary = json.loads(by_cli.stdout)
+        assert summary["parts"]["index"]["skipped"] is True
+        assert summary["parts"]["postgres"]["seconds"] >= 0
+        objects = Manifest.read(tmp_path / "backup-cli").parts["objects"]
+        assert (objects["objects"], objects["bytes"]) == (
+            manifest.parts["objects"]["objects"],
+            manifest.parts["objects"]["bytes"],
+        )
+        again = ragstream_cli(first, "backup", str(tmp_path / "backup-cli"))
+        assert again.returncode == 1, "a backup never writes into a directory that holds files"
     finally:
         first.stop()
 
@@ -126,6 +155,13 @@ async def test_backup_wipe_restore_gives_the_same_answers(
         restore_s = time.perf_counter() - started
         with pytest.raises(DeploymentNotEmpty, match="already holds data"):
             await restore(tmp_path / "backup", settings_of(second))
+        # the same refusals through the command line, with its exit codes (1 refused, 2 unusable backup)
+        refused = ragstream_cli(second, "restore", str(tmp_path / "backup"), "--json")
+        assert refused.returncode == 1, refused.stderr
+        assert "already holds data" in json.loads(refused.stdout)["detail"]
+        missing = ragstream_cli(second, "restore", str(tmp_path / "no-such-backup"))
+        assert missing.returncode == 2
+        assert "does not exist" in missing.stderr
         events_restored = manifest.parts["streams"]["streams"][EVENTS_STREAM]["last_seq"]
         second.start_services()
         with pytest.raises(ServicesRunning, match="stop the five services"):

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ragstream_cli import collections, dead_letters, documents
+from ragstream_cli.backup import backup_command, restore_command
 from ragstream_cli.chat import ask_command
 from ragstream_cli.config import load_config
 from ragstream_cli.consistency import verify_command
@@ -15,7 +16,8 @@ from ragstream_cli.ingest_view import ingest_command
 from ragstream_cli.jobs import jobs_command
 from ragstream_cli.runner import report_error
 
-HELP = """Ingest documents, watch their jobs, manage documents and collections, ask questions.
+HELP = """Ingest documents, watch their jobs, manage documents and collections, ask questions;
+back up and restore a deployment.
 
 Servers and key come from RAGSTREAM_URL, RAGSTREAM_PROGRESS_URL, RAGSTREAM_CHAT_URL and
 RAGSTREAM_API_KEY, else from a profile of ~/.config/ragstream/config.toml (--profile).
@@ -52,6 +54,8 @@ app.command("ingest", no_args_is_help=True)(ingest_command)
 app.command("jobs")(jobs_command)
 app.command("ask", no_args_is_help=True)(ask_command)
 app.command("verify")(verify_command)
+app.command("backup", no_args_is_help=True)(backup_command)
+app.command("restore", no_args_is_help=True)(restore_command)
 app.add_typer(documents.app, name="docs")
 app.add_typer(collections.app, name="collections")
 app.add_typer(dead_letters.app, name="dlq")

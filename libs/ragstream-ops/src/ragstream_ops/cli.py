@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from ragstream_core.errors import Conflict, DependencyUnavailable, InvalidInput
 from ragstream_core.settings import CoreSettings
@@ -59,11 +60,17 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a failed pg_dump, a server gone: one line, not a traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)  # noqa: T201
         return 1
-    for part in summary["parts"].values():
-        part.pop("files", None)
-        part.pop("tables", None)
-    print(json.dumps(summary, indent=2))  # noqa: T201
+    print(json.dumps(brief(summary), indent=2))  # noqa: T201
     return 0
+
+
+def brief(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` without the per-file checksums and per-table counts (they stay in the manifest)."""
+    parts = {
+        name: {k: v for k, v in part.items() if k not in ("files", "tables")}
+        for name, part in summary.get("parts", {}).items()
+    }
+    return {**summary, "parts": parts}
 
 
 def main() -> None:
