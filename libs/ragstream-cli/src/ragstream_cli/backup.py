@@ -41,7 +41,7 @@ def part_rows(parts: dict[str, dict[str, Any]], seconds: dict[str, float] | None
 
 def _execute(work: Callable[[], Coroutine[Any, Any, dict[str, Any]]], *, as_json: bool, title: str) -> None:
     try:
-        from ragstream_ops.cli import brief
+        from ragstream_ops.cli import brief, log_to_stderr
     except ImportError:
         error: CliError = UsageProblem(
             "backup and restore need the ragstream-ops package: `pip install -e libs/ragstream-ops` (make install)"
@@ -50,6 +50,7 @@ def _execute(work: Callable[[], Coroutine[Any, Any, dict[str, Any]]], *, as_json
         raise typer.Exit(int(error.exit_code)) from None
     from ragstream_core.errors import Conflict, DependencyUnavailable, InvalidInput
 
+    log_to_stderr()
     try:
         summary = brief(asyncio.run(work()))
     except InvalidInput as exc:

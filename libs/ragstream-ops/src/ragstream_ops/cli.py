@@ -12,9 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from ragstream_core.errors import Conflict, DependencyUnavailable, InvalidInput
 from ragstream_core.settings import CoreSettings
@@ -36,8 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_to_stderr(level: int = logging.WARNING) -> None:
+    """Log lines (structlog's, the libraries') on standard error from ``level`` up: standard
+    output is the summary's, which scripts parse."""
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+    )
+
+
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    log_to_stderr()
     settings = CoreSettings()
     try:
         if args.command == "backup":
