@@ -8,13 +8,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ragstream_core.hashing import sha256_file
 from ragstream_core.settings import CoreSettings
 from ragstream_core.storage import LocalObjectStore, S3ObjectStore
 from ragstream_devstack.s3 import SeaweedS3
 from ragstream_devstack.servers import Postgres
 from ragstream_devstack.testing import new_id
 from ragstream_ops.backup import TargetNotEmpty, backup, restore
-from ragstream_ops.manifest import CorruptBackup, Manifest, sha256_file
+from ragstream_ops.manifest import CorruptBackup, Manifest
 from ragstream_ops.objects import backup_objects, list_keys, restore_objects, verify_objects
 from ragstream_ops.postgres import backup_postgres, holds_data, restore_postgres, table_rows
 

@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -39,19 +39,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written (not the stream of the moment of
+    configuration, which may be closed by then)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def log_to_stderr(level: int = logging.WARNING) -> None:
     """Log lines (structlog's, the libraries') on standard error from ``level`` up: standard
-    output is the summary's, which scripts parse."""
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
+    output is the summary's, which scripts parse. For a process's entry point: it configures
+    logging globally."""
+    logging.basicConfig(stream=_Stderr(), level=level, format="%(message)s")
     structlog.configure(
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _Stderr())),
         wrapper_class=structlog.make_filtering_bound_logger(level),
     )
 
 
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    log_to_stderr()
     settings = CoreSettings()
     try:
         if args.command == "backup":
@@ -88,4 +99,5 @@ def brief(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    log_to_stderr()  # the process's, not run()'s: a caller in-process keeps its own logging
     sys.exit(run())

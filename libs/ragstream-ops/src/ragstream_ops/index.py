@@ -25,9 +25,10 @@ from nats.aio.client import Client as NatsClient
 
 from ragstream_core.errors import DependencyUnavailable
 from ragstream_core.events import INDEX_SNAPSHOT_SUBJECT
+from ragstream_core.hashing import sha256_file
 from ragstream_core.proto.ragstream.v1.ops_pb2 import IndexSnapshotReply, IndexSnapshotRequest
 from ragstream_core.storage import ObjectStore
-from ragstream_ops.manifest import BackupError, CorruptBackup, DeploymentNotEmpty, sha256_file
+from ragstream_ops.manifest import BackupError, CorruptBackup, DeploymentNotEmpty
 from ragstream_ops.objects import SCRATCH
 
 ARCHIVE = "index.tar"

@@ -13,7 +13,6 @@ Errors (all ``ragstream_core.errors`` classes, so callers map them like any othe
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ragstream_core.errors import Conflict, InvalidInput, RagstreamError
+from ragstream_core.hashing import sha256_file
 
 FORMAT = "ragstream-backup"
 VERSION = 1
 MANIFEST = "manifest.json"
-_CHUNK = 1024 * 1024
 
 
 class BackupError(RagstreamError):
@@ -38,14 +37,6 @@ class CorruptBackup(BackupError, InvalidInput):
 
 class DeploymentNotEmpty(BackupError, Conflict):
     """The deployment holds data that a restore would overwrite."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass

@@ -9,14 +9,14 @@ Keys under ``ops/`` are this tool's own scratch (index snapshots in transit) and
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from ragstream_core.hashing import HashingWriter, sha256_file
 from ragstream_core.storage import LocalObjectStore, ObjectStore, S3ObjectStore
-from ragstream_ops.manifest import CorruptBackup, sha256_file
+from ragstream_ops.manifest import CorruptBackup
 
 DIRECTORY = "objects"
 LISTING = "objects.jsonl"
@@ -49,18 +49,6 @@ async def list_keys(store: ObjectStore) -> list[str]:
     return [k for k in keys if not k.startswith(SCRATCH)]
 
 
-class _Hashing:
-    """A writable file that hashes what goes through it."""
-
-    def __init__(self, target: BinaryIO) -> None:
-        self.target = target
-        self.digest = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return self.target.write(data)
-
-
 def _path(base: Path, key: str) -> Path:
     path = (base / key).resolve()
     if not path.is_relative_to(base.resolve()):
@@ -79,7 +67,7 @@ async def backup_objects(store: ObjectStore, target: Path) -> dict[str, Any]:
             path = _path(base, key)
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("wb") as f:
-                sink = _Hashing(f)
+                sink = HashingWriter(f)
                 size = await store.read_into(key, sink)  # type: ignore[arg-type]
             index.write(json.dumps({"key": key, "size": size, "sha256": sink.digest.hexdigest()}) + "\n")
             count += 1

@@ -19,7 +19,8 @@ import psycopg
 from psycopg import sql
 
 from ragstream_core.errors import DependencyUnavailable
-from ragstream_ops.manifest import CorruptBackup, sha256_file
+from ragstream_core.hashing import sha256_file
+from ragstream_ops.manifest import CorruptBackup
 
 DUMP = "postgres.dump"
 #: bookkeeping that an empty, migrated database already holds

@@ -37,7 +37,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
 
-from ragstream_ops.manifest import CorruptBackup, sha256_file
+from ragstream_core.hashing import sha256_file
+from ragstream_ops.manifest import CorruptBackup
 
 #: streams of a ragstream deployment: RAGSTREAM_EVENTS, RAGSTREAM_DLQ and KV buckets such as
 #: RAGSTREAM_CONTROL (stream KV_RAGSTREAM_CONTROL)

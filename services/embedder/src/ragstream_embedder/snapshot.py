@@ -8,13 +8,13 @@ it from there and deletes it. Failures are answered with ``error``, never left u
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import tempfile
 from pathlib import Path
 from typing import Protocol
 
 import structlog
 
+from ragstream_core.hashing import sha256_file
 from ragstream_core.proto.ragstream.v1.ops_pb2 import IndexSnapshotReply, IndexSnapshotRequest
 from ragstream_core.storage import ObjectStore
 
@@ -25,14 +25,6 @@ ENGINE = "edge"
 
 class Snapshottable(Protocol):
     async def snapshot(self, archive: Path) -> tuple[Path, int]: ...
-
-
-def _sha256(archive: Path) -> str:
-    digest = hashlib.sha256()
-    with archive.open("rb") as f:
-        while block := f.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _relative(path: Path, data_dir: Path) -> str:
@@ -52,7 +44,7 @@ async def snapshot_index(
         with tempfile.TemporaryDirectory(prefix="ragstream-snapshot-") as tmp:
             archive = Path(tmp) / "index.tar"
             path, points = await index.snapshot(archive)
-            sha256 = await asyncio.to_thread(_sha256, archive)
+            sha256 = await asyncio.to_thread(sha256_file, archive)
             size = archive.stat().st_size
             with archive.open("rb") as f:
                 await objects.put_file(request.object_key, f, size)

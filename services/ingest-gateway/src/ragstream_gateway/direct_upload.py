@@ -40,6 +40,7 @@ from ragstream_core.errors import (
     UnsupportedMediaType,
     mapping_for,
 )
+from ragstream_core.hashing import HashingWriter
 from ragstream_core.tags import clean_tags
 from ragstream_gateway.handlers import Upload, UploadResult, accept_upload, check_identifier, clean_file_name
 from ragstream_gateway.limits import checked_media_type, claimed_media_type, receiving_limit, too_large
@@ -202,18 +203,6 @@ async def receive_upload(upload_id: str, token: str, chunks: AsyncIterable[bytes
     return Received(upload_id=upload_id, size_bytes=size)
 
 
-class _HashingWriter:
-    """Writes through to ``target`` while hashing what passes."""
-
-    def __init__(self, target: BinaryIO) -> None:
-        self.target = target
-        self.digest = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return self.target.write(data)
-
-
 def _error_record(error: RagstreamError) -> dict[str, Any]:
     return {"type": type(error).__name__, "message": str(error), "details": error.details}
 
@@ -253,7 +242,7 @@ async def _check_staged(row: UploadRow, spool: BinaryIO, ports: GatewayPorts) ->
             expected_size_bytes=row.declared_size,
             found_size_bytes=size,
         )
-    writer = _HashingWriter(spool)
+    writer = HashingWriter(spool)
     await ports.objects.read_into(row.staging_key, cast(BinaryIO, writer))  # it only writes to its target
     found = writer.digest.hexdigest()
     if row.declared_sha256 is not None and found != row.declared_sha256:
