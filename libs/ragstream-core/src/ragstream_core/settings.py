@@ -35,6 +35,13 @@ class CoreSettings(BaseSettings):
     retry_delay_s: float = Field(1.0, ge=0, description="First retry delay; doubles per attempt.")
     traces_file: str = Field("", description="Without an OTLP endpoint: append finished spans to this JSONL file.")
     consumer_poll_s: float = Field(5.0, gt=0, description="How often consumer lag is read from JetStream.")
+    stream_replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Replicas of the JetStream streams and KV bucket a service creates (3 on a 3-node cluster;"
+        " a single server accepts only 1). An existing stream with fewer replicas is raised to this.",
+    )
     cors_origins: str = Field(
         "http://localhost:8080,http://127.0.0.1:8080",
         description="Comma-separated origins whose pages may call the REST APIs from a browser (the gateway's"
