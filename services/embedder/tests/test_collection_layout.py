@@ -35,9 +35,7 @@ def test_a_write_consistency_above_the_replication_factor_is_refused_with_both_n
 ) -> None:
     monkeypatch.setenv("RAGSTREAM_EMBEDDER_QDRANT_REPLICATION_FACTOR", "2")
     monkeypatch.setenv("RAGSTREAM_EMBEDDER_QDRANT_WRITE_CONSISTENCY_FACTOR", "3")
-    with pytest.raises(
-        ValueError, match="WRITE_CONSISTENCY_FACTOR \\(3\\) must not exceed .*REPLICATION_FACTOR \\(2\\)"
-    ):
+    with pytest.raises(ValueError, match=r"WRITE_CONSISTENCY_FACTOR \(3\) must not exceed .*REPLICATION_FACTOR \(2\)"):
         EmbedderSettings()
     monkeypatch.setenv("RAGSTREAM_EMBEDDER_QDRANT_REPLICATION_FACTOR", "-1")
     with pytest.raises(ValueError, match="qdrant_replication_factor"):
