@@ -155,7 +155,14 @@ async def test_a_deleted_document_leaves_no_points_no_bytes_and_no_answer(
     source = f"uploads/default/{upload['sha256']}"
     assert await objects.exists(source)
 
-    deleted = await client.http.delete(f"{stack.url('ingest-gateway')}/v1/documents/{upload['document_id']}")
+    # the gateway learns that the job ended from its event, a moment after progress shows it: until
+    # then it answers 409 (job running), as it would to any client
+    deleted = await eventually(
+        lambda: client.http.delete(f"{stack.url('ingest-gateway')}/v1/documents/{upload['document_id']}"),
+        lambda r: r.status_code != 409,
+        within_s=30,
+        interval_s=0.25,
+    )
     assert deleted.status_code == 202, deleted.text
     (job,) = await client.wait_done([deleted.json()["job_id"]])
 
@@ -174,6 +181,11 @@ async def test_the_engine_is_the_sets_and_the_consistency_check_finds_nothing_wr
     await upload_indexed(client, collection, "orchard.md", b"# Orchard\n\nThe orchard of Maruvel grows violet pears.\n")
 
     assert (await inventory(stack)).engine == ENGINE[engines.name]
+    # readiness covers every dependency: the embedder its index (a server is asked), the parser NATS
+    embedder = (await client.http.get(f"{stack.url('embedder')}/readyz")).json()
+    parser = (await client.http.get(f"{stack.url('parser')}/readyz")).json()
+    assert embedder["checks"] == {"nats": "ok", "objects": "ok", "index": "ok"}, embedder
+    assert parser["checks"] == {"docling": "ok", "nats": "ok", "objects": "ok"}, parser
     report = await eventually(
         lambda: client.http.get(f"{stack.url('ingest-gateway')}/v1/admin/consistency"),
         lambda r: r.status_code == 200 and r.json()["consistent"],

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +29,12 @@ class CoreSettings(BaseSettings):
     s3_bucket: str = Field("ragstream", description="Bucket for uploads and parsed chunks.")
     s3_secure: bool = Field(False, description="Use TLS towards S3.")
     s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_public_url: str = Field(
+        "",
+        description="Scheme, host and port clients reach S3 at (e.g. https://objects.example.com), when"
+        " RAGSTREAM_S3_ENDPOINT is private (an in-cluster Service): direct-upload URLs are signed for it."
+        " Empty: the endpoint.",
+    )
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
     log_level: str = Field("INFO", description="Minimum log level.")
     max_deliver: int = Field(5, gt=0, description="Deliveries before a job fails and dead-letters.")
@@ -47,6 +54,18 @@ class CoreSettings(BaseSettings):
         description="Comma-separated origins whose pages may call the REST APIs from a browser (the gateway's"
         " web page, sites embedding the chat widget); `*` allows any.",
     )
+
+    @field_validator("s3_public_url")
+    @classmethod
+    def _public_url_is_an_origin(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+            raise ValueError(
+                f"RAGSTREAM_S3_PUBLIC_URL must be http(s)://host[:port] with no path or query, got {value!r}"
+            )
+        return value.rstrip("/")
 
     @property
     def objects_dir(self) -> Path:

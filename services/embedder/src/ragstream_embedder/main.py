@@ -73,7 +73,7 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
     ports = Ports(open_object_store(core), model, index, bus, settings.batch_size)
     app = FastAPI(title="ragstream embedder")
 
-    ops_routes(app, {"nats": bus.check, "objects": ports.objects.check})
+    ops_routes(app, {"nats": bus.check, "objects": ports.objects.check, "index": index.check})
 
     @app.get("/v1/tenants/{tenant_id}/documents/{document_id}/points")
     async def document_points(tenant_id: str, document_id: str) -> dict[str, Any]:

@@ -464,5 +464,9 @@ class QdrantIndex:
             if offset is None:
                 return
 
+    def check(self) -> None:
+        """Readiness of a Qdrant server: raise if it does not answer for the chunk collection."""
+        self.client.get_collection(self.collection)
+
     def close(self) -> None:
         self.client.close()
