@@ -71,8 +71,9 @@ def engine_set_stack_fixture(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[EngineSet, Stack]]:
     """A stack of the module's own on each engine set of ``ragstream_devstack.engine_sets``:
-    embedded (edge, local objects), local-s3 (qdrant-client local mode, S3 on SeaweedFS) and
-    containers (Qdrant server and MinIO with testcontainers). Without a Docker engine the
+    embedded (edge, local objects, one nats-server), local-production (qdrant-client local mode,
+    S3 on SeaweedFS, a 3-server JetStream cluster with R3 streams) and containers (Qdrant server
+    and MinIO with testcontainers, the same NATS cluster). Without a Docker engine the
     containers variant is skipped, saying so; with RAGSTREAM_E2E_REQUIRE_DOCKER=1 (`make
     e2e-containers`) it fails instead."""
     name = str(request.param)
@@ -88,7 +89,7 @@ def engine_set_stack_fixture(
     engines = start_engine_set(name, work)
     env = {**E2E_ENV, "RAGSTREAM_GATEWAY_CONSISTENCY_MIN_AGE_S": "0", **engines.env}
     try:
-        running = Stack(data_dir=work / "data", log_dir=log_dir, env=env).start()
+        running = Stack(data_dir=work / "data", log_dir=log_dir, env=env, nats_url=engines.nats_url).start()
     except BaseException:
         engines.stop()
         print_log_tails(log_dir)

@@ -1,6 +1,7 @@
 """The life of documents on each engine set (``engine_set_stack``): the embedded engines, the
-qdrant-client index over S3, and production's Qdrant server and MinIO (containers, where a
-Docker engine is reachable; reported as skipped otherwise, never as passed).
+qdrant-client index over S3 on a three-server JetStream cluster, and production's Qdrant server
+and MinIO (containers, where a Docker engine is reachable; reported as skipped otherwise, never
+as passed).
 
 Upload several formats, chat with citations, upload a new version, delete, and the
 consistency check finds nothing wrong, on every set alike.
@@ -17,7 +18,8 @@ import httpx
 import nats
 import pytest
 
-from ragstream_core.events import INVENTORY_SUBJECT
+from ragstream_core.control import BUCKET as CONTROL_BUCKET
+from ragstream_core.events import DEAD_LETTER_STREAM, EVENTS_STREAM, INVENTORY_SUBJECT
 from ragstream_core.proto.ragstream.v1.inventory_pb2 import InventoryRequest, InventoryResponse
 from ragstream_core.settings import CoreSettings
 from ragstream_core.storage import ObjectStore, open_object_store
@@ -27,7 +29,9 @@ from ragstream_devstack.stack import Stack
 from ragstream_devstack.testing import eventually, new_id
 
 #: the engine the embedder reports for each set
-ENGINE = {"embedded": "edge", "local-s3": "qdrant-local", "containers": "qdrant-server"}
+ENGINE = {"embedded": "edge", "local-production": "qdrant-local", "containers": "qdrant-server"}
+#: replicas of the JetStream streams each set runs with
+REPLICAS = {"embedded": 1, "local-production": 3, "containers": 3}
 
 DOCUMENTS: dict[str, tuple[bytes, str, str]] = {  # file name: bytes, question, words of the answer
     "lighthouse.md": (
@@ -73,8 +77,7 @@ def objects_of(engines: EngineSet, stack: Stack) -> ObjectStore:
 
 async def inventory(stack: Stack) -> InventoryResponse:
     """The embedder's index inventory of tenant ``default``, over NATS as the gateway asks it."""
-    assert stack.nats is not None
-    connection = await nats.connect(stack.nats.url)
+    connection = await nats.connect(stack.bus_url)
     try:
         reply = await connection.request(
             INVENTORY_SUBJECT, InventoryRequest(tenant_id="default").SerializeToString(), timeout=30
@@ -181,6 +184,16 @@ async def test_the_engine_is_the_sets_and_the_consistency_check_finds_nothing_wr
     await upload_indexed(client, collection, "orchard.md", b"# Orchard\n\nThe orchard of Maruvel grows violet pears.\n")
 
     assert (await inventory(stack)).engine == ENGINE[engines.name]
+    connection = await nats.connect(stack.bus_url)
+    try:  # the services created the streams and the bucket with the set's replicas
+        js = connection.jetstream()
+        replicas = {
+            name: (await js.stream_info(name)).config.num_replicas
+            for name in (EVENTS_STREAM, DEAD_LETTER_STREAM, f"KV_{CONTROL_BUCKET}")
+        }
+    finally:
+        await connection.close()
+    assert replicas == dict.fromkeys(replicas, REPLICAS[engines.name])
     # readiness covers every dependency: the embedder its index (a server is asked), the parser NATS
     embedder = (await client.http.get(f"{stack.url('embedder')}/readyz")).json()
     parser = (await client.http.get(f"{stack.url('parser')}/readyz")).json()
