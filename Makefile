@@ -70,6 +70,12 @@ unit: install
 e2e: install
 	$(PY) -m pytest tests/e2e
 
+# Needs a Docker engine (testcontainers starts qdrant/qdrant and minio/minio at deploy/k8s's tags);
+# fails rather than skips without one. `make e2e` runs the same tests and skips only that variant.
+.PHONY: e2e-containers
+e2e-containers: install ## the production-engines e2e tests on every engine set, Qdrant server and MinIO in containers included
+	RAGSTREAM_E2E_REQUIRE_DOCKER=1 $(PY) -m pytest tests/e2e/test_production_engines.py
+
 # Not part of `make test`: each scenario ingests RAGSTREAM_FAULT_DOCS documents (500 here, 50 there).
 soak: install ## the fault suite (tests/e2e/test_faults*.py) with 500 documents per scenario
 	RAGSTREAM_FAULT_DOCS=$${RAGSTREAM_FAULT_DOCS:-500} $(PY) -m pytest -o timeout=3600 tests/e2e/test_faults*.py

@@ -242,7 +242,8 @@ def test_migrations_run_for_every_service_that_owns_tables(manifests: list[Manif
 
 def test_production_streams_and_engines_are_replicated(manifests: list[Manifest], overlay: str) -> None:
     replicas = {s["metadata"]["name"]: s["spec"]["replicas"] for s in objects(manifests, "StatefulSet")}
-    jetstream = named(manifests, "ConfigMap", "ragstream-jetstream")["data"]
+    config = named(manifests, "ConfigMap", "ragstream-config")["data"]
+    embedder = named(manifests, "ConfigMap", "ragstream-embedder-config")["data"]
     nats_conf = named(manifests, "ConfigMap", "nats-config")["data"]["nats.conf"]
     qdrant_env = {
         e["name"]: e.get("value")
@@ -251,14 +252,20 @@ def test_production_streams_and_engines_are_replicated(manifests: list[Manifest]
 
     if overlay == "production":
         assert (replicas["nats"], replicas["qdrant"], replicas["minio"]) == (3, 3, 4)
-        assert jetstream["STREAM_REPLICAS"] == "3"
+        assert config["RAGSTREAM_STREAM_REPLICAS"] == "3"
         assert "cluster {" in nats_conf
         assert nats_conf.count("nats-headless:6222") == 3
         assert qdrant_env["QDRANT__CLUSTER__ENABLED"] == "true"
         assert int(qdrant_env["QDRANT__STORAGE__COLLECTION__REPLICATION_FACTOR"] or 0) >= 2
+        # the embedder creates its collections replicated on distinct peers, within the cluster
+        factor = int(embedder["RAGSTREAM_EMBEDDER_QDRANT_REPLICATION_FACTOR"])
+        assert 2 <= factor <= replicas["qdrant"]
+        assert 1 <= int(embedder["RAGSTREAM_EMBEDDER_QDRANT_WRITE_CONSISTENCY_FACTOR"]) <= factor
+        assert int(embedder["RAGSTREAM_EMBEDDER_QDRANT_SHARD_NUMBER"]) >= 1
     else:
         assert set(replicas.values()) == {1}
-        assert jetstream["STREAM_REPLICAS"] == "1"
+        assert config["RAGSTREAM_STREAM_REPLICAS"] == "1"
+        assert "RAGSTREAM_EMBEDDER_QDRANT_REPLICATION_FACTOR" not in embedder
 
 
 # -- configuration -------------------------------------------------------------------------------

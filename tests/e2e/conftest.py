@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from ragstream_devstack.e2e import Client
+from ragstream_devstack.engine_sets import ENGINE_SETS, RUN_CONTAINERS, EngineSet, docker_unreachable, start_engine_set
 from ragstream_devstack.stack import Stack
 
 E2E_ENV = {
@@ -62,3 +64,40 @@ def unstarted_stack_fixture() -> Callable[[Path, Path], Stack]:
     """A stack of this test's own with the e2e settings, not started (``start_servers`` first, e.g.
     to restore a backup before ``start_services``)."""
     return lambda data_dir, log_dir: Stack(data_dir=data_dir, log_dir=log_dir, env=dict(E2E_ENV))
+
+
+@pytest.fixture(name="engine_set_stack", scope="module", params=ENGINE_SETS)
+def engine_set_stack_fixture(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[EngineSet, Stack]]:
+    """A stack of the module's own on each engine set of ``ragstream_devstack.engine_sets``:
+    embedded (edge, local objects, one nats-server), local-production (qdrant-client local mode,
+    S3 on SeaweedFS, a 3-server JetStream cluster with R3 streams) and containers (Qdrant server
+    and MinIO with testcontainers, the same NATS cluster). Without a Docker engine the
+    containers variant is skipped, saying so; with RAGSTREAM_E2E_REQUIRE_DOCKER=1 (`make
+    e2e-containers`) it fails instead."""
+    name = str(request.param)
+    if name == "containers" and (reason := docker_unreachable()):
+        message = f"no Docker engine reachable ({reason}): {RUN_CONTAINERS}"
+        if os.environ.get("RAGSTREAM_E2E_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    work = tmp_path_factory.mktemp(f"engines-{name}")
+    log_dir = OUTPUT / "logs" / f"engines-{name}"
+    for old in log_dir.glob("*.log"):
+        old.unlink()
+    engines = start_engine_set(name, work)
+    env = {**E2E_ENV, "RAGSTREAM_GATEWAY_CONSISTENCY_MIN_AGE_S": "0", **engines.env}
+    try:
+        running = Stack(data_dir=work / "data", log_dir=log_dir, env=env, nats_url=engines.nats_url).start()
+    except BaseException:
+        engines.stop()
+        print_log_tails(log_dir)
+        raise
+    try:
+        yield engines, running
+    finally:
+        running.stop()
+        engines.stop()
+        if request.session.testsfailed:
+            print_log_tails(log_dir)

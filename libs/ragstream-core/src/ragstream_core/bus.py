@@ -45,7 +45,6 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
@@ -64,6 +63,7 @@ from ragstream_core.events import (
     next_meta,
     stamp,
 )
+from ragstream_core.jetstream import ensure_stream
 from ragstream_core.proto.ragstream.v1.events_pb2 import JobControlled, JobFailed
 from ragstream_core.settings import CoreSettings
 from ragstream_core.telemetry import (
@@ -115,8 +115,10 @@ class Bus:
         ack_wait_s: float = 30.0,
         retry_delay_s: float = 1.0,
         consumer_poll_s: float = 5.0,
+        stream_replicas: int = 1,
     ) -> None:
         self.nc = nc
+        self.stream_replicas = stream_replicas
         self.consumer_poll_s = consumer_poll_s
         self.js: JetStreamContext = nc.jetstream()
         self.service = service
@@ -130,7 +132,7 @@ class Bus:
     async def job_control(self) -> JobControl:
         """The job-control bucket (opened, or created, on first use)."""
         if self._control is None:
-            self._control = await JobControl.open(self.js)
+            self._control = await JobControl.open(self.js, replicas=self.stream_replicas)
         return self._control
 
     @classmethod
@@ -143,6 +145,7 @@ class Bus:
             ack_wait_s=settings.ack_wait_s,
             retry_delay_s=settings.retry_delay_s,
             consumer_poll_s=settings.consumer_poll_s,
+            stream_replicas=settings.stream_replicas,
         )
 
     async def check(self) -> None:
@@ -160,8 +163,10 @@ class Bus:
         ack_wait_s: float = 30.0,
         retry_delay_s: float = 1.0,
         consumer_poll_s: float = 5.0,
+        stream_replicas: int = 1,
     ) -> Bus:
-        """Connect (retrying until the server answers) and declare the streams idempotently."""
+        """Connect (retrying until the server answers) and declare the streams idempotently, with
+        ``stream_replicas`` replicas (``StreamSetupError`` if the server cannot give them)."""
 
         async def on_error(error: Exception) -> None:
             log.warning("bus.connection_error", error=str(error) or type(error).__name__)
@@ -189,12 +194,18 @@ class Bus:
             ack_wait_s=ack_wait_s,
             retry_delay_s=retry_delay_s,
             consumer_poll_s=consumer_poll_s,
+            stream_replicas=stream_replicas,
         )
-        await bus.ensure_streams()
+        try:
+            await bus.ensure_streams()
+        except BaseException:
+            await nc.close()
+            raise
         return bus
 
     async def ensure_streams(self) -> None:
-        """Declare the event and dead-letter streams; safe to call from every service at once."""
+        """Declare the event and dead-letter streams; safe to call from every service at once. They
+        get ``stream_replicas`` replicas; an existing stream with fewer is raised to it."""
         for config in (
             StreamConfig(
                 name=EVENTS_STREAM,
@@ -203,6 +214,7 @@ class Bus:
                 storage=StorageType.FILE,
                 duplicate_window=120.0,
                 max_age=30 * 24 * 3600.0,
+                num_replicas=self.stream_replicas,
             ),
             StreamConfig(
                 name=DEAD_LETTER_STREAM,
@@ -210,13 +222,10 @@ class Bus:
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 duplicate_window=120.0,
+                num_replicas=self.stream_replicas,
             ),
         ):
-            try:
-                await self.js.stream_info(config.name or "")
-            except NotFoundError:
-                with contextlib.suppress(BadRequestError):  # another service created it first
-                    await self.js.add_stream(config)
+            await ensure_stream(self.js, config)
 
     async def publish(self, event: Message, *, msg_id: str | None = None) -> None:
         """Store ``event`` in JetStream under its subject, with a deterministic message id.

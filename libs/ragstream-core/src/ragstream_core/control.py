@@ -14,6 +14,7 @@ job retried or resumed after the order (a newer run) is not stopped by a stale e
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
+from ragstream_core.jetstream import ensure_stream, refused_error
 from ragstream_core.proto.ragstream.v1.events_pb2 import EventMeta
 
 BUCKET = "RAGSTREAM_CONTROL"
@@ -58,11 +60,23 @@ class JobControl:
         self.kv = kv
 
     @classmethod
-    async def open(cls, js: JetStreamContext) -> JobControl:
+    async def open(cls, js: JetStreamContext, *, replicas: int = 1) -> JobControl:
+        """The bucket, created with ``replicas`` if missing, raised to them if it has fewer."""
         try:
             kv = await js.key_value(BUCKET)
         except nats.js.errors.BucketNotFoundError:
-            kv = await js.create_key_value(bucket=BUCKET, history=1, description="ragstream job control")
+            try:
+                kv = await js.create_key_value(
+                    bucket=BUCKET, history=1, description="ragstream job control", replicas=replicas
+                )
+            except nats.js.errors.APIError as exc:
+                try:  # another service created it first, or the replica count was refused
+                    kv = await js.key_value(BUCKET)
+                except nats.js.errors.BucketNotFoundError:
+                    raise refused_error(f"KV_{BUCKET}", replicas, exc) from exc
+        info = await js.stream_info(f"KV_{BUCKET}")
+        if (info.config.num_replicas or 1) < replicas:
+            await ensure_stream(js, dataclasses.replace(info.config, num_replicas=replicas))
         return cls(kv)
 
     async def order(self, job_id: str, action: str, *, retry: int, actor: str) -> None:

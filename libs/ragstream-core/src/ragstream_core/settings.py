@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +29,12 @@ class CoreSettings(BaseSettings):
     s3_bucket: str = Field("ragstream", description="Bucket for uploads and parsed chunks.")
     s3_secure: bool = Field(False, description="Use TLS towards S3.")
     s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_public_url: str = Field(
+        "",
+        description="Scheme, host and port clients reach S3 at (e.g. https://objects.example.com), when"
+        " RAGSTREAM_S3_ENDPOINT is private (an in-cluster Service): direct-upload URLs are signed for it."
+        " Empty: the endpoint.",
+    )
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
     log_level: str = Field("INFO", description="Minimum log level.")
     max_deliver: int = Field(5, gt=0, description="Deliveries before a job fails and dead-letters.")
@@ -35,11 +42,30 @@ class CoreSettings(BaseSettings):
     retry_delay_s: float = Field(1.0, ge=0, description="First retry delay; doubles per attempt.")
     traces_file: str = Field("", description="Without an OTLP endpoint: append finished spans to this JSONL file.")
     consumer_poll_s: float = Field(5.0, gt=0, description="How often consumer lag is read from JetStream.")
+    stream_replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Replicas of the JetStream streams and KV bucket a service creates (3 on a 3-node cluster;"
+        " a single server accepts only 1). An existing stream with fewer replicas is raised to this.",
+    )
     cors_origins: str = Field(
         "http://localhost:8080,http://127.0.0.1:8080",
         description="Comma-separated origins whose pages may call the REST APIs from a browser (the gateway's"
         " web page, sites embedding the chat widget); `*` allows any.",
     )
+
+    @field_validator("s3_public_url")
+    @classmethod
+    def _public_url_is_an_origin(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+            raise ValueError(
+                f"RAGSTREAM_S3_PUBLIC_URL must be http(s)://host[:port] with no path or query, got {value!r}"
+            )
+        return value.rstrip("/")
 
     @property
     def objects_dir(self) -> Path:

@@ -74,6 +74,8 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     #: origins of pages besides the gateway's own web page that may call the APIs (widget hosts)
     browser_origins: list[str] = field(default_factory=list)
+    #: an external NATS (e.g. a ``NatsCluster``'s URL) instead of the nats-server the stack starts
+    nats_url: str = ""
     nats: NatsServer | None = None
     postgres: Postgres | None = None
     ports: dict[str, int] = field(default_factory=dict)
@@ -99,7 +101,8 @@ class Stack:
         self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         nats_port = int(os.environ.get("RAGSTREAM_NATS_PORT", 4222)) if self.fixed_ports else free_port()
-        self.nats = NatsServer(self.data_dir / "nats", port=nats_port).start()
+        if not self.nats_url:
+            self.nats = NatsServer(self.data_dir / "nats", port=nats_port).start()
         self.postgres = Postgres(self.data_dir / "postgres").start()
         for spec in SERVICES:
             if self.fixed_ports:
@@ -124,11 +127,10 @@ class Stack:
         return self
 
     def service_env(self) -> dict[str, str]:
-        assert self.nats
         assert self.postgres
         extra = {
             "RAGSTREAM_DATA_DIR": str(self.data_dir),
-            "RAGSTREAM_NATS_URL": self.nats.url,
+            "RAGSTREAM_NATS_URL": self.bus_url,
             "RAGSTREAM_POSTGRES_URL": self.postgres.url,
             "RAGSTREAM_GATEWAY_PROGRESS_URL": f"http://127.0.0.1:{self.ports.get('progress', 8081)}",
             "RAGSTREAM_GATEWAY_CHAT_URL": f"http://127.0.0.1:{self.ports.get('chat', 8082)}",
@@ -148,6 +150,14 @@ class Stack:
             extra.setdefault("OTEL_BSP_SCHEDULE_DELAY", "1000")
         extra.update(self.env)
         return python_env(extra)
+
+    @property
+    def bus_url(self) -> str:
+        """The NATS the services use: ``nats_url``, or the stack's own server."""
+        if self.nats_url:
+            return self.nats_url
+        assert self.nats, "bus_url before start_servers()"
+        return self.nats.url
 
     @property
     def traces_file(self) -> Path:

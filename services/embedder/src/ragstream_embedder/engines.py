@@ -23,7 +23,7 @@ import structlog
 
 from ragstream_embedder.edge_index import EdgeIndex
 from ragstream_embedder.index import ChunkIndex
-from ragstream_embedder.qdrant_index import QdrantIndex
+from ragstream_embedder.qdrant_index import CollectionLayout, QdrantIndex
 
 log = structlog.get_logger(__name__)
 
@@ -45,8 +45,10 @@ def open_index(
     optimize_idle_s: float = 5.0,
     indexing_threads: int = 1,
     build_tail_points: int | None = 20_000,
+    layout: CollectionLayout | None = None,
 ) -> ChunkIndex:
-    """The index the settings name, a local-mode store found on disk migrated into edge first."""
+    """The index the settings name, a local-mode store found on disk migrated into edge first.
+    ``layout`` (shards, replication) applies to the collections qdrant-client creates."""
     if url:
         return QdrantIndex(
             url=url,
@@ -54,6 +56,7 @@ def open_index(
             collection=collection,
             dimensions=dimensions,
             idf_per_collection=idf_per_collection,
+            layout=layout,
         )
     if engine == "qdrant-local":
         return QdrantIndex(
@@ -61,6 +64,7 @@ def open_index(
             collection=collection,
             dimensions=dimensions,
             idf_per_collection=idf_per_collection,
+            layout=layout,
         )
     index = EdgeIndex(
         path=data_dir / EDGE_DIR / collection,

@@ -24,6 +24,7 @@ from ragstream_embedder.handlers import embed_document, remove_document, retag_d
 from ragstream_embedder.inventory import delete_points, inventory
 from ragstream_embedder.model import MiniLMEmbedder
 from ragstream_embedder.pooling import PooledModel
+from ragstream_embedder.qdrant_index import CollectionLayout
 from ragstream_embedder.settings import EmbedderSettings
 from ragstream_embedder.snapshot import snapshot_index
 from ragstream_embedder.workers import AsyncIndex
@@ -61,13 +62,18 @@ async def serve(stop: asyncio.Event, settings: EmbedderSettings) -> None:
             optimize_idle_s=settings.edge_optimize_idle_s,
             indexing_threads=settings.edge_indexing_threads,
             build_tail_points=settings.edge_build_tail_points or None,
+            layout=CollectionLayout(
+                shard_number=settings.qdrant_shard_number or None,
+                replication_factor=settings.qdrant_replication_factor or None,
+                write_consistency_factor=settings.qdrant_write_consistency_factor or None,
+            ),
         )
     )
     bus = await Bus.from_settings(core, service="embedder")
     ports = Ports(open_object_store(core), model, index, bus, settings.batch_size)
     app = FastAPI(title="ragstream embedder")
 
-    ops_routes(app, {"nats": bus.check, "objects": ports.objects.check})
+    ops_routes(app, {"nats": bus.check, "objects": ports.objects.check, "index": index.check})
 
     @app.get("/v1/tenants/{tenant_id}/documents/{document_id}/points")
     async def document_points(tenant_id: str, document_id: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ of it found on disk is migrated into the edge engine when that is the engine (``
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,17 @@ def _cosine(query: NDArray[np.float32], vectors: Any) -> float:
     return float(np.dot(query, np.asarray(_dense_of(vectors), dtype=np.float32)))
 
 
+@dataclass(frozen=True)
+class CollectionLayout:
+    """How a Qdrant server spreads the collections it creates over its peers (``None``: the
+    server's default, ``QDRANT__STORAGE__COLLECTION__*``). Applied when a collection is created;
+    an existing collection keeps its layout (change it with Qdrant's collection update API)."""
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+
+
 def _match(key: str, value: Any) -> qm.FieldCondition:
     return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
 
@@ -84,7 +96,9 @@ class QdrantIndex:
         dimensions: int,
         sparse: SparseEncoder | None = None,
         idf_per_collection: bool = True,
+        layout: CollectionLayout | None = None,
     ) -> None:
+        self.layout = layout or CollectionLayout()
         if url:
             self.client = QdrantClient(url=url, api_key=api_key or None)
             self.engine = "qdrant-server"
@@ -100,12 +114,21 @@ class QdrantIndex:
         self.idf_per_collection = idf_per_collection
         if not self.client.collection_exists(self.registry):
             # one point per document: its active version and chunk count
-            self.client.create_collection(self.registry, vectors_config={})
+            self.client.create_collection(
+                self.registry,
+                vectors_config={},
+                shard_number=self.layout.shard_number,
+                replication_factor=self.layout.replication_factor,
+                write_consistency_factor=self.layout.write_consistency_factor,
+            )
         if not self.client.collection_exists(self.collection):
             self.client.create_collection(
                 self.collection,
                 vectors_config={DENSE: qm.VectorParams(size=dimensions, distance=qm.Distance.COSINE)},
                 sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
+                shard_number=self.layout.shard_number,
+                replication_factor=self.layout.replication_factor,
+                write_consistency_factor=self.layout.write_consistency_factor,
             )
             if url:  # embedded Qdrant ignores payload indexes (and warns)
                 for key in KEYWORD_FIELDS:
@@ -440,6 +463,10 @@ class QdrantIndex:
             yield from ((str(r.id), dict(r.payload or {})) for r in records)
             if offset is None:
                 return
+
+    def check(self) -> None:
+        """Readiness of a Qdrant server: raise if it does not answer for the chunk collection."""
+        self.client.get_collection(self.collection)
 
     def close(self) -> None:
         self.client.close()

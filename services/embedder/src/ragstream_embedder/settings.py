@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragstream_core.settings import CoreSettings
@@ -40,6 +40,31 @@ class EmbedderSettings(BaseSettings):
         1, ge=0, description="Edge engine: threads building HNSW in the background (0 = all cores)."
     )
     qdrant_api_key: str = Field("", description="Qdrant API key (server mode).")
+    qdrant_shard_number: int = Field(
+        0, ge=0, description="Shards of the collections the embedder creates on a Qdrant server; 0 = server default."
+    )
+    qdrant_replication_factor: int = Field(
+        0,
+        ge=0,
+        description="Copies of each shard on distinct Qdrant peers (2+ survives a lost peer); 0 = server default."
+        " Applied when a collection is created.",
+    )
+    qdrant_write_consistency_factor: int = Field(
+        0,
+        ge=0,
+        description="Replicas that must acknowledge a write before it succeeds (at most the replication factor);"
+        " 0 = server default (1).",
+    )
+
+    @model_validator(mode="after")
+    def _consistency_within_replication(self) -> EmbedderSettings:
+        if self.qdrant_replication_factor and self.qdrant_write_consistency_factor > self.qdrant_replication_factor:
+            raise ValueError(
+                f"RAGSTREAM_EMBEDDER_QDRANT_WRITE_CONSISTENCY_FACTOR ({self.qdrant_write_consistency_factor}) must"
+                f" not exceed RAGSTREAM_EMBEDDER_QDRANT_REPLICATION_FACTOR ({self.qdrant_replication_factor})"
+            )
+        return self
+
     qdrant_collection: str = Field(
         "ragstream_chunks",
         description=(

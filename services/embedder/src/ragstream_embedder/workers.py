@@ -107,6 +107,12 @@ class AsyncIndex:
         result: int = await self._call(self._index.delete_versions, tenant_id, document_id, versions)
         return result
 
+    async def check(self) -> None:
+        """Readiness: a Qdrant server must answer (asked beside the index thread, so that a long
+        write does not make the embedder look unready); an in-process engine is always there."""
+        if self.engine == "qdrant-server":
+            await asyncio.to_thread(self._index.check)  # type: ignore[attr-defined]
+
     @property
     def engine(self) -> str:
         """Which engine answers: ``edge``, ``qdrant-local`` or ``qdrant-server``."""

@@ -40,7 +40,7 @@ async def serve(stop: asyncio.Event, settings: ParserSettings) -> None:
 
     bus = await Bus.from_settings(core, service="parser")
     objects = open_object_store(core)
-    ops_routes(app, {"docling": docling_loaded, "objects": objects.check})
+    ops_routes(app, {"docling": docling_loaded, "nats": bus.check, "objects": objects.check})
     http = asyncio.create_task(serve_http(app, host=settings.metrics_host, port=settings.metrics_port, stop=stop))
     parser = await asyncio.to_thread(DoclingParser, max_tokens=settings.max_chunk_tokens, max_pages=settings.max_pages)
     ports = Ports(objects, ThreadedParser(parser), bus)

@@ -62,5 +62,6 @@ def open_object_store(settings: CoreSettings) -> ObjectStore:
             bucket=settings.s3_bucket,
             secure=settings.s3_secure,
             region=settings.s3_region,
+            public_url=settings.s3_public_url,
         )
     return LocalObjectStore(settings.objects_dir)

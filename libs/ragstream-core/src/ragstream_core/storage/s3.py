@@ -8,6 +8,7 @@ import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 from minio import Minio
 from minio.error import S3Error
@@ -32,9 +33,22 @@ class S3ObjectStore:
         bucket: str,
         secure: bool = False,
         region: str = "us-east-1",
+        public_url: str = "",
     ) -> None:
         self.bucket = bucket
         self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region)
+        # presigned URLs are signed for the host clients use: the public one if the endpoint is
+        # private (an in-cluster Service). Signing needs no connection (the region is given).
+        self.signer = self.client
+        if public_url:
+            public = urlsplit(public_url)
+            self.signer = Minio(
+                public.netloc,
+                access_key=access_key,
+                secret_key=secret_key,
+                secure=public.scheme == "https",
+                region=region,
+            )
         self._bucket_ready = False
 
     def _ensure_bucket(self) -> None:
@@ -116,7 +130,7 @@ class S3ObjectStore:
 
         def presign() -> str:
             self._ensure_bucket()
-            return self.client.presigned_put_object(self.bucket, key, expires=timedelta(seconds=expires_s))
+            return self.signer.presigned_put_object(self.bucket, key, expires=timedelta(seconds=expires_s))
 
         return await asyncio.to_thread(presign)
 
