@@ -59,6 +59,16 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 
 
+#: how often ``start_services`` chooses new random ports when one was taken meanwhile
+PORT_ATTEMPTS = 3
+#: what uvicorn and gRPC log when a port is in use
+BIND_FAILURES = ("address already in use", "Failed to bind to address")
+
+
+class PortTaken(RuntimeError):
+    """A service could not bind the port chosen for it: something took it in the meantime."""
+
+
 @dataclass
 class Stack:
     """NATS, PostgreSQL and the services, all under ``data_dir``.
@@ -104,6 +114,10 @@ class Stack:
         if not self.nats_url:
             self.nats = NatsServer(self.data_dir / "nats", port=nats_port).start()
         self.postgres = Postgres(self.data_dir / "postgres").start()
+        self._choose_ports()
+        return self
+
+    def _choose_ports(self) -> None:
         for spec in SERVICES:
             if self.fixed_ports:
                 self.ports[spec.name] = int(os.environ.get(spec.port_env, spec.default_port))
@@ -113,18 +127,29 @@ class Stack:
                 self.ports[spec.name] = free_port()
                 if spec.grpc_env:
                     self.grpc_ports[spec.name] = free_port()
-        return self
 
     def start_services(self) -> Stack:
         """Migrate, start the five services on the running servers and wait until each is ready."""
         for spec in SERVICES:
             if spec.migrates:
                 subprocess.run([sys.executable, "-m", spec.module, "migrate"], env=self.service_env(), check=True)
-        for spec in SERVICES:
-            self.start_service(spec.name, wait=False)
-        for spec in SERVICES:
-            self.wait_healthy(spec.name)
-        return self
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            for spec in SERVICES:
+                self.start_service(spec.name, wait=False)
+            try:
+                for spec in SERVICES:
+                    self.wait_healthy(spec.name)
+                return self
+            except PortTaken:
+                # A free port was taken between choosing it and the service binding it (by any
+                # process's outgoing connection: they draw from the same range). Random ports
+                # only: choose again; each service knows the others' ports, so all restart.
+                if self.fixed_ports or attempt == PORT_ATTEMPTS:
+                    raise
+                for spec in reversed(SERVICES):
+                    self.stop_service(spec.name)
+                self._choose_ports()
+        raise AssertionError("unreachable")
 
     def service_env(self) -> dict[str, str]:
         assert self.postgres
@@ -197,7 +222,10 @@ class Stack:
         while time.monotonic() < deadline:
             process = self.processes[name]
             if process.poll() is not None:
-                raise RuntimeError(f"service {name} exited with code {process.returncode} while starting")
+                problem = f"service {name} exited with code {process.returncode} while starting"
+                if self._port_was_taken(name):
+                    raise PortTaken(f"{problem}: its port was taken")
+                raise RuntimeError(problem)
             try:
                 response = httpx.get(f"{self.url(name)}/readyz", timeout=2)
                 if response.status_code == 200:
@@ -207,6 +235,19 @@ class Stack:
                 last = str(exc)
             time.sleep(0.2)
         raise TimeoutError(f"service {name} not ready after {within_s}s: {last}")
+
+    def _port_was_taken(self, name: str) -> bool:
+        """Whether ``name``'s log ends saying it could not bind its HTTP or gRPC port."""
+        if self.log_dir is None:
+            return False
+        try:
+            with (self.log_dir / f"{name}.log").open("rb") as log:
+                log.seek(0, os.SEEK_END)
+                log.seek(max(0, log.tell() - 16_384))
+                tail = log.read().decode(errors="replace")
+        except OSError:
+            return False
+        return any(sign in tail for sign in BIND_FAILURES)
 
     def kill_service(self, name: str) -> None:
         """SIGKILL: the process gets no chance to clean up (crash tests)."""
