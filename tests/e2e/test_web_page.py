@@ -481,7 +481,10 @@ async def test_every_control_is_named_and_files_can_be_picked_from_the_keyboard(
     note = tmp_path / "note.md"
     note.write_text("# Note\n\nPicked with the keyboard.\n")
 
-    await page.get_by_role("button", name="Choose files").focus()
+    await expect(page.locator("#view-ingest")).to_be_visible()
+    choose = page.get_by_role("button", name="Choose files")
+    await choose.focus()
+    await expect(choose).to_be_focused()  # the view rendered: Enter goes to the button, not to the page
     async with page.expect_file_chooser() as chooser:
         await page.keyboard.press("Enter")
     await (await chooser.value).set_files(str(note))
