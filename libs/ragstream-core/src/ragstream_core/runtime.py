@@ -26,7 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
-from ragstream_core.errors import RagstreamError, mapping_for
+from ragstream_core.errors import RagstreamError, Unauthenticated, mapping_for
 from ragstream_core.telemetry import current_trace_id, shutdown_telemetry
 
 log = structlog.get_logger(__name__)
@@ -113,7 +113,8 @@ def error_response(error: Exception) -> JSONResponse:
     """The HTTP answer to a domain error: its ``ERROR_TABLE`` status, type, message and trace id."""
     body: dict[str, Any] = {"error": type(error).__name__, "detail": str(error), "trace_id": current_trace_id()}
     body.update(getattr(error, "details", None) or {})
-    return JSONResponse(body, status_code=mapping_for(error).http_status)
+    headers = {"WWW-Authenticate": 'Bearer realm="ragstream"'} if isinstance(error, Unauthenticated) else None
+    return JSONResponse(body, status_code=mapping_for(error).http_status, headers=headers)
 
 
 #: request headers a browser page may send across origins
