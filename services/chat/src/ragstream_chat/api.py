@@ -31,6 +31,7 @@ from ragstream_chat.handlers import (
 from ragstream_chat.openai_api import router as openai_router
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
+from ragstream_core.auth import Authenticator, Caller, RolePolicy, authorize
 from ragstream_core.errors import InvalidInput, RagstreamError
 from ragstream_core.runtime import error_handlers
 
@@ -73,8 +74,9 @@ def ports_of(request: Request) -> ChatPorts:
 Ports = Annotated[ChatPorts, Depends(ports_of)]
 
 
-def tenant_of(request: Request, x_tenant_id: Annotated[str | None, Header()] = None) -> str:
-    return x_tenant_id or str(request.app.state.default_tenant)
+def tenant_of(caller: Caller) -> str:
+    """The caller's tenant: its API key's (``keys`` mode) or ``X-Tenant-Id`` (``open`` mode)."""
+    return caller.tenant_id
 
 
 Tenant = Annotated[str, Depends(tenant_of)]
@@ -119,10 +121,10 @@ def _ws_event(event: ChatEvent) -> dict[str, Any]:
 
 
 @router.websocket("/collections/{collection_id}/chat/ws")
-async def chat_socket(websocket: WebSocket, collection_id: str) -> None:
+async def chat_socket(websocket: WebSocket, collection_id: str, caller: Caller) -> None:
     """Questions in, events out, any number per connection; errors are ``error`` events, the socket stays."""
     ports: ChatPorts = websocket.app.state.ports
-    tenant = websocket.headers.get("x-tenant-id") or str(websocket.app.state.default_tenant)
+    tenant = caller.tenant_id
     await websocket.accept()
     try:
         while True:
@@ -196,11 +198,26 @@ async def put_chat_settings(
     return await configure_collection(tenant, collection_id, chat, ports)
 
 
-def create_app(ports: ChatPorts, *, default_tenant: str) -> FastAPI:
+#: the role of each route where the default (GET: viewer, else editor) is not right: asking, and
+#: keeping one's conversations, is a viewer's; a collection's chat settings are an editor's
+ROLES: RolePolicy = {
+    ("POST", "/v1/collections/{collection_id}/chat"): "viewer",
+    ("POST", "/v1/collections/{collection_id}/conversations"): "viewer",
+    ("DELETE", "/v1/conversations/{conversation_id}"): "viewer",
+    ("POST", "/v1/chat/completions"): "viewer",
+}
+
+
+def create_app(ports: ChatPorts, *, default_tenant: str, authenticator: Authenticator | None = None) -> FastAPI:
+    """The chat app; ``authenticator`` decides every /v1 request (default: ``open`` mode, for tests
+    of other concerns: ``main`` always passes the configured one)."""
     app = FastAPI(title="ragstream chat", version="0.1.0")
     app.state.ports = ports
     app.state.default_tenant = default_tenant
+    authenticator = authenticator or Authenticator(mode="open", default_tenant=default_tenant)
+    authenticator.policy = {**ROLES, **authenticator.policy}
+    app.state.authenticator = authenticator
     error_handlers(app)
-    app.include_router(router)
-    app.include_router(openai_router)
+    app.include_router(router, dependencies=[Depends(authorize)])
+    app.include_router(openai_router, dependencies=[Depends(authorize)])
     return app
