@@ -175,7 +175,8 @@ async def receive_upload(upload_id: str, token: str, chunks: AsyncIterable[bytes
     if row is None:
         raise NotFound(f"upload {upload_id!r} does not exist")
     if row.token_sha256 is not None and not hmac.compare_digest(row.token_sha256, _token_hash(token)):
-        raise Forbidden(f"the token does not open upload {upload_id!r}")
+        # the same answer as for an unknown id: a wrong token learns nothing, not even that the upload exists
+        raise NotFound(f"upload {upload_id!r} does not exist, or the URL's token does not open it")
     if row.token_sha256 is None:
         if row.status == "expired":
             raise _expired(row)

@@ -15,6 +15,7 @@ import structlog
 from google.protobuf.message import Message
 
 from ragstream_core.auth import ROLES, AuthInterceptor, Role, authenticator_from
+from ragstream_core.auth.keys import MIN_BOOTSTRAP_KEY_CHARS
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.events import EVENTS_SUBJECTS
@@ -67,6 +68,11 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
     )
     await bus.job_control()
     bootstrap_key = settings.core.bootstrap_admin_key.get_secret_value()
+    if bootstrap_key and len(bootstrap_key) < MIN_BOOTSTRAP_KEY_CHARS:
+        raise SystemExit(
+            f"RAGSTREAM_BOOTSTRAP_ADMIN_KEY has {len(bootstrap_key)} characters; it needs at least"
+            f" {MIN_BOOTSTRAP_KEY_CHARS} (e.g. openssl rand -base64 32)"
+        )
     if bootstrap_key:
         await AuthRepository(pool).install_bootstrap_key(settings.default_tenant, bootstrap_key)
     authenticator = authenticator_from(
