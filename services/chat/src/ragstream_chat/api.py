@@ -82,6 +82,12 @@ def tenant_of(caller: Caller) -> str:
 Tenant = Annotated[str, Depends(tenant_of)]
 
 
+async def _audit(request: Request, action: str, *, target: str, detail: dict[str, object] | None = None) -> None:
+    """Record a change the caller made in the shared audit log (the gateway's ``audit_log``)."""
+    authenticator: Authenticator = request.app.state.authenticator
+    await authenticator.record(request.state.principal, action, target=target, detail=detail)
+
+
 def sse(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
@@ -145,10 +151,12 @@ async def chat_socket(websocket: WebSocket, collection_id: str, caller: Caller) 
 
 @router.post("/collections/{collection_id}/conversations", status_code=201)
 async def create_conversation(
-    collection_id: str, body: ConversationRequest, ports: Ports, tenant: Tenant
+    request: Request, collection_id: str, body: ConversationRequest, ports: Ports, tenant: Tenant
 ) -> dict[str, Any]:
     """An empty conversation; ask in it with ``conversation_id``."""
-    return await ports.conversations.create(tenant, collection_id, title=body.title)
+    created = await ports.conversations.create(tenant, collection_id, title=body.title)
+    await _audit(request, "conversation.create", target=str(created.get("conversation_id")))
+    return created
 
 
 @router.get("/conversations")
@@ -178,8 +186,9 @@ async def get_conversation(conversation_id: str, ports: Ports, tenant: Tenant) -
 
 
 @router.delete("/conversations/{conversation_id}", status_code=204)
-async def delete_conversation(conversation_id: str, ports: Ports, tenant: Tenant) -> Response:
+async def delete_conversation(request: Request, conversation_id: str, ports: Ports, tenant: Tenant) -> Response:
     await ports.conversations.delete(tenant, conversation_id)
+    await _audit(request, "conversation.delete", target=conversation_id)
     return Response(status_code=204)
 
 
@@ -191,11 +200,13 @@ async def get_chat_settings(collection_id: str, ports: Ports, tenant: Tenant) ->
 
 @router.put("/collections/{collection_id}/chat/settings")
 async def put_chat_settings(
-    collection_id: str, body: ChatSettingsRequest, ports: Ports, tenant: Tenant
+    request: Request, collection_id: str, body: ChatSettingsRequest, ports: Ports, tenant: Tenant
 ) -> dict[str, Any]:
     """Replace the collection's settings; a null value means the service default."""
     chat = CollectionChat(body.provider, body.min_score, body.top_k)
-    return await configure_collection(tenant, collection_id, chat, ports)
+    configured = await configure_collection(tenant, collection_id, chat, ports)
+    await _audit(request, "chat_settings.update", target=collection_id, detail=body.model_dump())
+    return configured
 
 
 #: the role of each route where the default (GET: viewer, else editor) is not right: asking, and

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ragstream_core.errors import DependencyUnavailable, InvalidInput
+from ragstream_gateway.api import Tenant
 from ragstream_gateway.handlers import check_identifier
 from ragstream_gateway.web_repository import OUTCOMES, READ, CrawlPageRow, CrawlRow, CrawlSpec
 from ragstream_gateway.web_sources import WebSources
@@ -30,14 +31,6 @@ def get_web_sources(request: Request) -> WebSources:
 
 
 Sources = Annotated[WebSources, Depends(get_web_sources)]
-
-
-def _tenant(request: Request, x_tenant_id: Annotated[str | None, Header()] = None) -> str:
-    default: str = request.app.state.ports.settings.default_tenant
-    return check_identifier("tenant", x_tenant_id or default)
-
-
-Tenant = Annotated[str, Depends(_tenant)]
 
 
 class WebSourceRequest(BaseModel):

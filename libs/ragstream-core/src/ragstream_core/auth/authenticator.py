@@ -113,6 +113,24 @@ class Authenticator:
             raise error
         return principal
 
+    async def record(
+        self, caller: Principal, action: str, *, target: str, outcome: str = "ok", **detail: object
+    ) -> None:
+        """Write one change a caller made to the audit log (services that do not own it: chat)."""
+        if self.pool is None:
+            return
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO gateway.audit_log (tenant_id, actor, action, outcome, detail) VALUES (%s, %s, %s, %s, %s)",
+                (
+                    caller.tenant_id,
+                    caller.actor,
+                    action,
+                    outcome,
+                    json.dumps({"target": target, "key_id": caller.key_id, **(detail or {})}, default=str),
+                ),
+            )
+
     async def _refused(
         self,
         outcome: str,
