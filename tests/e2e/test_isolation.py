@@ -570,3 +570,34 @@ async def test_refusals_and_chat_changes_are_in_the_tenants_audit_log_without_se
     assert settings.json()["entries"][0]["actor"] == world.a.ids["account_id"]
     assert viewer["key"] not in audit.text
     assert world.a_key not in audit.text
+
+
+async def test_the_widgets_public_chat_key_asks_its_collection_only_from_its_origin(world: World) -> None:
+    gateway, chat = world.stack.url(GATEWAY), world.stack.url(CHAT)
+    collection, question = world.a.ids["collection_id"], world.a.ids["question"]
+    async with httpx.AsyncClient(timeout=60) as http:
+        made = await http.post(
+            f"{gateway}/v1/keys",
+            json={"role": "viewer", "collection_ids": [collection], "origins": ["https://shop.example.com"]},
+            headers=_auth(world.a_key),
+        )
+        public = _auth(made.json()["key"])
+        url = f"{chat}/v1/collections/{collection}/chat"
+        answered = await http.post(
+            url, json={"question": question}, headers={**public, "Origin": "https://shop.example.com"}
+        )
+        elsewhere = await http.post(
+            url, json={"question": question}, headers={**public, "Origin": "https://evil.example"}
+        )
+        other = await http.post(
+            f"{chat}/v1/collections/{world.a.shared_collection}/chat",
+            json={"question": question},
+            headers={**public, "Origin": "https://shop.example.com"},
+        )
+        listing = await http.get(f"{chat}/v1/conversations", headers={**public, "Origin": "https://shop.example.com"})
+
+    assert made.status_code == 201, made.text
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["citations"]
+    assert (elsewhere.status_code, other.status_code, listing.status_code) == (403, 403, 403)
+    assert "https://evil.example" in elsewhere.json()["detail"]

@@ -12,6 +12,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from ragstream_core.auth import Authenticator
+from ragstream_core.errors import Forbidden
 from ragstream_gateway.app import create_app
 from ragstream_gateway.auth_repository import AuthRepository
 from ragstream_gateway.ports import GatewayPorts
@@ -176,3 +177,85 @@ async def test_the_one_time_upload_url_needs_no_key(keyed: Tenant) -> None:
     response = await keyed.http.put("/v1/uploads/nope?token=wrong", content=b"x")
 
     assert response.status_code == 404
+
+
+async def _chat_key(t: Tenant) -> str:
+    created = await _new_key(t, "viewer", collection_ids=["docs"], origins=["https://Shop.example.com/"])
+    assert created["collection_ids"] == ["docs"]
+    assert created["origins"] == ["https://shop.example.com"]
+    return str(created["key"])
+
+
+CHAT_ROUTE = "/v1/collections/{collection_id}/chat"
+
+
+async def test_a_public_chat_key_asks_its_collections_from_its_origins(
+    keyed: Tenant, gateway_pool: AsyncConnectionPool
+) -> None:
+    key = await _chat_key(keyed)
+    authenticator = Authenticator(
+        mode="keys", default_tenant="default", pool=gateway_pool, cache_s=0, policy={("POST", CHAT_ROUTE): "viewer"}
+    )
+
+    principal = await authenticator.authorize(
+        method="POST",
+        route=CHAT_ROUTE,
+        authorization=f"Bearer {key}",
+        collection_id="docs",
+        origin="https://shop.example.com",
+    )
+
+    assert principal is not None
+    assert principal.tenant_id == keyed.tenant_id
+    assert principal.collection_ids == ("docs",)
+
+
+@pytest.mark.parametrize(
+    ("route", "collection", "origin", "reason"),
+    [
+        (CHAT_ROUTE, "other", "https://shop.example.com", "may only ask the collections docs"),
+        (CHAT_ROUTE, "docs", "https://evil.example.com", "comes from https://evil.example.com"),
+        (CHAT_ROUTE, "docs", None, "no Origin header"),
+        ("/v1/collections/{collection_id}/conversations", "docs", "https://shop.example.com", "public chat key"),
+    ],
+)
+async def test_a_public_chat_key_is_refused_elsewhere(
+    keyed: Tenant, gateway_pool: AsyncConnectionPool, route: str, collection: str, origin: str | None, reason: str
+) -> None:
+    key = await _chat_key(keyed)
+    authenticator = Authenticator(mode="keys", default_tenant="default", pool=gateway_pool, cache_s=0)
+
+    with pytest.raises(Forbidden) as refused:
+        await authenticator.authorize(
+            method="POST", route=route, authorization=f"Bearer {key}", collection_id=collection, origin=origin
+        )
+
+    assert reason in str(refused.value)
+
+
+async def test_a_public_chat_key_cannot_read_the_gateway(keyed: Tenant) -> None:
+    key = await _chat_key(keyed)
+
+    response = await keyed.http.get(
+        "/v1/collections/docs", headers={**keyed.auth(key), "Origin": "https://shop.example.com"}
+    )
+
+    assert response.status_code == 403
+    assert "public chat key" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"role": "viewer", "collection_ids": ["docs"]}, "needs both collection_ids"),
+        ({"role": "editor", "collection_ids": ["docs"], "origins": ["https://a.example"]}, "has the role viewer"),
+        ({"role": "viewer", "collection_ids": ["docs"], "origins": ["shop.example.com"]}, "is not valid"),
+    ],
+)
+async def test_a_public_chat_key_needs_collections_origins_and_the_viewer_role(
+    keyed: Tenant, body: dict[str, object], reason: str
+) -> None:
+    response = await keyed.http.post("/v1/keys", json=body, headers=keyed.auth())
+
+    assert response.status_code == 422
+    assert reason in response.json()["detail"]

@@ -17,7 +17,10 @@ from ragstream_core.auth import BOOTSTRAP_ACCOUNT, BOOTSTRAP_KEY_ID, Role, key_h
 from ragstream_core.errors import Conflict, NotFound, UnprocessableInput
 from ragstream_gateway.repository import audit
 
-_KEY_COLUMNS = "key_id, tenant_id, account_id, role, name, created_at, created_by, expires_at, revoked_at, revoked_by"
+_KEY_COLUMNS = (
+    "key_id, tenant_id, account_id, role, name, created_at, created_by, expires_at, revoked_at, revoked_by,"
+    " collection_ids, origins"
+)
 _ACCOUNT_COLUMNS = "tenant_id, account_id, role, display_name, created_at, created_by, disabled_at"
 
 
@@ -116,6 +119,8 @@ class AuthRepository:
         expires_at: datetime | None,
         actor: str,
         create_account: bool = False,
+        collection_ids: list[str] | None = None,
+        origins: list[str] | None = None,
     ) -> dict[str, Any]:
         """A new key of an account, at most as strong as the account; the answer holds the key, once."""
         key_id, key = new_key()
@@ -137,9 +142,10 @@ class AuthRepository:
                 )
             await conn.execute(
                 "INSERT INTO auth.api_keys"
-                " (key_id, key_hash, tenant_id, account_id, role, name, created_by, expires_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (key_id, key_hash(key), tenant_id, account_id, role, name, actor, expires_at),
+                " (key_id, key_hash, tenant_id, account_id, role, name, created_by, expires_at,"
+                " collection_ids, origins)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (key_id, key_hash(key), tenant_id, account_id, role, name, actor, expires_at, collection_ids, origins),
             )
             await audit(conn, tenant_id=tenant_id, actor=actor, action="key.create", outcome="ok", target=key_id)
         return {**await self.key(tenant_id, key_id), "key": key}

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from ragstream_core.auth import Authenticator, Caller, Role
-from ragstream_core.errors import InvalidInput
+from ragstream_core.errors import InvalidInput, UnprocessableInput
 from ragstream_gateway.api import Tenant
 from ragstream_gateway.auth_repository import AuthRepository
 from ragstream_gateway.handlers import check_identifier
@@ -26,6 +27,16 @@ class KeyRequest(BaseModel):
     account_id: str | None = Field(None, max_length=128, description="Whose key (default: the caller's account).")
     name: str = Field("", max_length=200, description="What the key is for (shown in lists).")
     expires_in_days: float | None = Field(None, gt=0, le=3650, description="Refused after this; null: never.")
+    collection_ids: list[str] | None = Field(
+        None,
+        max_length=100,
+        description="A public chat key (the chat widget's): it may only ask these collections (role viewer).",
+    )
+    origins: list[str] | None = Field(
+        None,
+        max_length=100,
+        description="Only pages of these origins (https://shop.example.com) may use the key (with collection_ids).",
+    )
 
 
 class AccountRequest(BaseModel):
@@ -73,9 +84,36 @@ def key_body(row: dict[str, Any]) -> dict[str, Any]:
         "revoked_at": _when(row["revoked_at"]),
         "revoked_by": row["revoked_by"],
     }
+    if row["collection_ids"] is not None:
+        body["collection_ids"] = row["collection_ids"]
+        body["origins"] = row["origins"]
     if "key" in row:
         body["key"] = row["key"]
     return body
+
+
+def _origin(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise UnprocessableInput(
+            f"origin {value!r} is not valid: give a page's origin, scheme and host (and port), e.g."
+            " https://shop.example.com"
+        )
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _chat_scope(body: KeyRequest) -> tuple[list[str] | None, list[str] | None]:
+    """The collections and origins of a public chat key (both None for any other key)."""
+    if body.collection_ids is None and body.origins is None:
+        return None, None
+    if not body.collection_ids or not body.origins:
+        raise UnprocessableInput(
+            "a public chat key needs both collection_ids (what it may ask) and origins (the pages that may use it)"
+        )
+    if body.role != "viewer":
+        raise UnprocessableInput(f"a public chat key has the role viewer, not {body.role!r}")
+    collections = sorted({check_identifier("collection", c) for c in body.collection_ids})
+    return collections, sorted({_origin(o) for o in body.origins})
 
 
 def account_body(row: dict[str, Any]) -> dict[str, Any]:
@@ -97,9 +135,12 @@ async def who_am_i(caller: Caller) -> dict[str, Any]:
 
 @router.post("/keys", status_code=201)
 async def create_key(request: Request, body: KeyRequest, caller: Caller, tenant: Tenant) -> dict[str, Any]:
-    """A new API key; ``key`` in the answer is the only copy of its secret (store it now)."""
+    """A new API key; ``key`` in the answer is the only copy of its secret (store it now). With
+    ``collection_ids`` and ``origins``: a public chat key for the chat widget, which may only ask
+    those collections from pages of those origins."""
     account = check_identifier("account", body.account_id) if body.account_id else caller.actor
     expires_at = datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    collections, origins = _chat_scope(body)
     row = await _repository(request).create_key(
         tenant,
         account,
@@ -109,6 +150,8 @@ async def create_key(request: Request, body: KeyRequest, caller: Caller, tenant:
         actor=caller.actor,
         # open mode (no key): the caller's own account is made on first use
         create_account=caller.key_id is None and body.account_id is None,
+        collection_ids=collections,
+        origins=origins,
     )
     return key_body(row)
 

@@ -33,6 +33,10 @@ PUBLIC: Literal["public"] = "public"
 Needed = Role | Literal["public"]
 #: (method, route template) -> the role it needs, where the default by method is not right
 RolePolicy = dict[tuple[str, str], Needed]
+#: all a public chat key (the widget's) may do: ask one of its collections
+CHAT_KEY_ROUTES = frozenset(
+    {("POST", "/v1/collections/{collection_id}/chat"), ("WEBSOCKET", "/v1/collections/{collection_id}/chat/ws")}
+)
 
 
 def default_role(method: str) -> Role:
@@ -79,11 +83,15 @@ class Authenticator:
         tenant_header: str | None = None,
         actor_header: str | None = None,
         needed: Needed | None = None,
+        collection_id: str | None = None,
+        origin: str | None = None,
     ) -> Principal | None:
         """The caller of ``method route`` if allowed (None for a public route).
 
         Raises ``Unauthenticated`` (no, or no valid, key) or ``Forbidden`` (the role is too low),
         each recorded in the audit log. ``needed`` overrides the policy (gRPC passes its own).
+        A public chat key is refused (403) outside ``CHAT_KEY_ROUTES`` and its collections, and
+        unless ``origin`` (the request's ``Origin``) is one of its origins.
         """
         needed = needed or self.needed(method, route)
         if needed == "public":
@@ -102,6 +110,10 @@ class Authenticator:
         except Unauthenticated as exc:
             await self._refused("unauthenticated", str(exc), method, route, key_id=key_id_of(key or ""))
             raise
+        scope_error = _out_of_scope(principal, method, route, collection_id, origin)
+        if scope_error is not None:
+            await self._refused("forbidden", str(scope_error), method, route, principal=principal)
+            raise scope_error
         if not principal.allows(needed):
             error = Forbidden(
                 f"{method} {route} needs the role {needed} (or higher); the key {principal.key_id} has the role"
@@ -154,6 +166,25 @@ class Authenticator:
                 " VALUES (%s, %s, 'auth.refused', %s, %s)",
                 (tenant, actor, outcome, json.dumps(detail)),
             )
+
+
+def _out_of_scope(
+    principal: Principal, method: str, route: str, collection_id: str | None, origin: str | None
+) -> Forbidden | None:
+    """Why a public chat key may not make this request (None: it may, or the key is not one)."""
+    if principal.collection_ids is not None and (
+        (method, route) not in CHAT_KEY_ROUTES or collection_id not in principal.collection_ids
+    ):
+        return Forbidden(
+            f"the key {principal.key_id} is a public chat key: it may only ask the collections"
+            f" {', '.join(principal.collection_ids)} (POST /v1/collections/{{collection_id}}/chat)"
+        )
+    if principal.origins is not None and (origin or "").rstrip("/") not in principal.origins:
+        return Forbidden(
+            f"the key {principal.key_id} may only be used by pages of {', '.join(principal.origins)};"
+            f" this request comes from {origin or 'no page (no Origin header)'}"
+        )
+    return None
 
 
 def _bearer(authorization: str | None) -> str | None:

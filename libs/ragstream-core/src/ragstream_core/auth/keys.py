@@ -95,6 +95,7 @@ class KeyStore:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 "SELECT k.key_id, k.tenant_id, k.account_id, k.role, k.expires_at, k.revoked_at,"
+                " k.collection_ids, k.origins,"
                 " a.role AS account_role, a.disabled_at AS account_disabled_at, t.disabled_at AS tenant_disabled_at"
                 " FROM auth.api_keys k JOIN auth.accounts a USING (tenant_id, account_id)"
                 " JOIN auth.tenants t USING (tenant_id) WHERE k.key_hash = %s",
@@ -114,5 +115,12 @@ class KeyStore:
         if row["account_disabled_at"] is not None or row["tenant_disabled_at"] is not None:
             raise Unauthenticated(f"the account of API key {row['key_id']} is disabled")
         role: Role = weaker_role(row["role"], row["account_role"])
-        principal = Principal(row["tenant_id"], row["account_id"], role, row["key_id"])
+        principal = Principal(
+            row["tenant_id"],
+            row["account_id"],
+            role,
+            row["key_id"],
+            tuple(row["collection_ids"]) if row["collection_ids"] is not None else None,
+            tuple(row["origins"]) if row["origins"] is not None else None,
+        )
         return _Cached(principal, row["expires_at"], time.monotonic())

@@ -25,13 +25,16 @@ class Principal:
     """The authenticated caller of one request.
 
     ``key_id`` is the key's visible prefix (``rs_live_…``), ``None`` in ``open`` mode; ``actor``
-    is the key's account (what the audit log records).
+    is the key's account (what the audit log records). A public chat key (the widget's) has
+    ``collection_ids`` (it may only ask those) and ``origins`` (only pages of those may use it).
     """
 
     tenant_id: str
     actor: str
     role: Role
     key_id: str | None = None
+    collection_ids: tuple[str, ...] | None = None
+    origins: tuple[str, ...] | None = None
 
     def allows(self, needed: Role) -> bool:
         return role_rank(self.role) >= role_rank(needed)

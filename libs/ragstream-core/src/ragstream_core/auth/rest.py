@@ -37,6 +37,8 @@ async def authorize(conn: HTTPConnection) -> Principal:
             authorization=authorization,
             tenant_header=conn.headers.get("x-tenant-id"),
             actor_header=conn.headers.get("x-actor"),
+            collection_id=conn.path_params.get("collection_id"),
+            origin=conn.headers.get("origin"),
         )
     except (Unauthenticated, Forbidden) as exc:
         if websocket:
