@@ -98,7 +98,11 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     # a document's tags changed in the index: filtered results did
     await bus.subscribe(IndexTagged, functools.partial(on_index_updated, ports=ports))
     authenticator = authenticator_from(
-        mode=core.auth_mode, cache_s=core.auth_cache_s, default_tenant=settings.default_tenant, pool=pool
+        mode=core.auth_mode,
+        cache_s=core.auth_cache_s,
+        default_tenant=settings.default_tenant,
+        pool=pool,
+        listen_hosts=(settings.http_host, settings.grpc_host),
     )
     app = create_app(ports, default_tenant=settings.default_tenant, authenticator=authenticator)
 

@@ -80,6 +80,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
         cache_s=settings.core.auth_cache_s,
         default_tenant=settings.default_tenant,
         pool=pool,
+        listen_hosts=(settings.http_host, settings.grpc_host),
     )
     app = create_app(ports, progress_url=settings.progress_url, authenticator=authenticator)
     app.state.consistency = ConsistencyCheck(

@@ -60,7 +60,11 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
     signal = ChangeSignal(core.postgres_url)
     await signal.start()
     authenticator = authenticator_from(
-        mode=core.auth_mode, cache_s=core.auth_cache_s, default_tenant=settings.default_tenant, pool=pool
+        mode=core.auth_mode,
+        cache_s=core.auth_cache_s,
+        default_tenant=settings.default_tenant,
+        pool=pool,
+        listen_hosts=(settings.http_host, settings.grpc_host),
     )
     app = create_app(jobs, default_tenant=settings.default_tenant, signal=signal, authenticator=authenticator)
 

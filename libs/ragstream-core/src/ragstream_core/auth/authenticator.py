@@ -196,10 +196,29 @@ def _bearer(authorization: str | None) -> str | None:
     return token.strip()
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def authenticator_from(
-    *, mode: AuthMode, cache_s: float, default_tenant: str, pool: AsyncConnectionPool, policy: RolePolicy | None = None
+    *,
+    mode: AuthMode,
+    cache_s: float,
+    default_tenant: str,
+    pool: AsyncConnectionPool,
+    listen_hosts: tuple[str, ...] = (),
+    policy: RolePolicy | None = None,
 ) -> Authenticator:
-    """The configured authenticator of a service (``CoreSettings.auth_mode`` / ``auth_cache_s``)."""
+    """The configured authenticator of a service (``CoreSettings.auth_mode`` / ``auth_cache_s``).
+
+    Refuses (``SystemExit``) ``open`` mode on an address other machines can reach: without keys,
+    anyone who reaches the port is an admin of every tenant.
+    """
+    exposed = [host for host in listen_hosts if host not in LOOPBACK]
+    if mode == "open" and exposed:
+        raise SystemExit(
+            f"RAGSTREAM_AUTH_MODE=open checks no API key, so it serves only on loopback; this service listens"
+            f" on {', '.join(exposed)}: set RAGSTREAM_AUTH_MODE=keys (README: Security) or listen on 127.0.0.1"
+        )
     if mode == "open":
         log.warning("auth.open_mode", detail="no API key is checked: every request is an admin (make run only)")
     return Authenticator(mode=mode, default_tenant=default_tenant, pool=pool, cache_s=cache_s, policy=policy)
