@@ -259,3 +259,16 @@ async def test_a_public_chat_key_needs_collections_origins_and_the_viewer_role(
 
     assert response.status_code == 422
     assert reason in response.json()["detail"]
+
+
+async def test_changes_are_audited_with_the_keys_account(keyed: Tenant) -> None:
+    editor = str((await _new_key(keyed, "editor", name="importer"))["key"])
+
+    opened = await keyed.http.post("/v1/collections/c1/uploads", json={"file_name": "a.md"}, headers=keyed.auth(editor))
+    audit = await keyed.http.get("/v1/audit", params={"action": "upload.open"}, headers=keyed.auth())
+
+    assert opened.status_code == 201
+    [entry] = audit.json()["entries"]
+    assert entry["actor"] == "bootstrap-admin"
+    assert entry["detail"]["upload_id"] == opened.json()["upload_id"]
+    assert editor not in audit.text
