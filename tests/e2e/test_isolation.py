@@ -601,3 +601,32 @@ async def test_the_widgets_public_chat_key_asks_its_collection_only_from_its_ori
     assert answered.json()["citations"]
     assert (elsewhere.status_code, other.status_code, listing.status_code) == (403, 403, 403)
     assert "https://evil.example" in elsewhere.json()["detail"]
+
+
+async def test_no_key_secret_reaches_a_log_or_a_trace(world: World) -> None:
+    chat = world.stack.url(CHAT)
+    forged = f"rs_live_{'f' * 12}_{'S' * 43}"
+    url = chat.replace("http://", "ws://") + f"/v1/collections/{world.a.ids['collection_id']}/chat/ws"
+    async with httpx.AsyncClient(timeout=30) as http:
+        await http.get(f"{chat}/v1/conversations", headers=_auth(forged))
+        await http.get(f"{chat}/v1/conversations", headers=_auth(world.a_key))
+    async with websockets.connect(f"{url}?access_token={world.b_key}") as ws:
+        await ws.send(json.dumps({"question": "anything?"}))
+        await ws.recv()
+    secrets_used = {key.rsplit("_", 1)[1] for key in (forged, world.a_key, world.b_key)}
+
+    def leaks() -> list[str]:
+        found = []
+        assert world.stack.log_dir is not None
+        for path in [*world.stack.log_dir.glob("*.log"), world.stack.traces_file]:
+            text = path.read_text(errors="replace") if path.exists() else ""
+            found += [f"{path.name}: …{secret[-6:]}" for secret in secrets_used if secret in text]
+        return found
+
+    async def websocket_traced() -> bool:
+        # the span of that WebSocket (whose URL carried a key) is written: now look
+        return world.stack.traces_file.exists() and "/chat/ws" in world.stack.traces_file.read_text(errors="replace")
+
+    await _poll(websocket_traced, within_s=30)
+
+    assert leaks() == []

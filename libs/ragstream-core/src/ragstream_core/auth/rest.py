@@ -1,9 +1,10 @@
 """The FastAPI side of ``Authenticator``: one dependency for every route and WebSocket of an app.
 
 Routers declare ``dependencies=[Depends(authorize)]``; routes that need the caller's identity
-take ``Caller`` (the same, cached per request). WebSockets may pass the key as
-``?access_token=`` (browsers cannot set headers on a WebSocket); a refused handshake is closed
-with code 1008 and the reason.
+take ``Caller`` (the same, cached per request). WebSockets and event streams may pass the key as
+``?access_token=`` (browsers cannot set their headers): ``runtime.TokenFromQuery`` makes it the
+``Authorization`` header before the app (and its traces) see the URL. A refused WebSocket
+handshake is closed with code 1008 and the reason.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ async def authorize(conn: HTTPConnection) -> Principal:
     method = "WEBSOCKET" if websocket else str(conn.scope["method"])
     route = getattr(conn.scope.get("route"), "path", conn.url.path)
     authorization = conn.headers.get("authorization")
-    if authorization is None and websocket and conn.query_params.get("access_token"):
-        authorization = f"Bearer {conn.query_params['access_token']}"
     try:
         principal = await authenticator.authorize(
             method=method,
