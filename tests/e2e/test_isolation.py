@@ -111,6 +111,7 @@ EXPECTED: dict[tuple[str, str, str], Probe] = {
     (GATEWAY, "POST", "/v1/admin/consistency/repair"): Probe("absent", json={"collection_id": "{collection_id}"}),
     # ---- gateway: identity
     (GATEWAY, "GET", "/v1/me"): Probe("nothing"),
+    (GATEWAY, "POST", "/v1/sessions"): Probe("own"),
     (GATEWAY, "POST", "/v1/keys"): Probe("absent", json={"role": "viewer", "account_id": "{account_id}"}),
     (GATEWAY, "GET", "/v1/keys"): Probe("nothing"),
     (GATEWAY, "GET", "/v1/keys/{key_id}"): Probe("absent"),

@@ -6,6 +6,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -272,3 +273,18 @@ async def test_changes_are_audited_with_the_keys_account(keyed: Tenant) -> None:
     assert entry["actor"] == "bootstrap-admin"
     assert entry["detail"]["upload_id"] == opened.json()["upload_id"]
     assert editor not in audit.text
+
+
+async def test_a_session_is_a_short_lived_key_of_the_callers_account_and_role(keyed: Tenant) -> None:
+    viewer = str((await _new_key(keyed, "viewer"))["key"])
+
+    made = await keyed.http.post("/v1/sessions", headers=keyed.auth(viewer))
+    session = made.json()
+    me = await keyed.http.get("/v1/me", headers=keyed.auth(session["key"]))
+
+    assert made.status_code == 201
+    assert (session["role"], session["name"], session["status"]) == ("viewer", "session", "active")
+    lifetime = datetime.fromisoformat(session["expires_at"]) - datetime.fromisoformat(session["created_at"])
+    assert timedelta(seconds=890) < lifetime <= timedelta(seconds=901)
+    assert me.json()["role"] == "viewer"
+    assert me.json()["key_id"] == session["key_id"]

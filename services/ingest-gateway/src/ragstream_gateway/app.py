@@ -47,6 +47,7 @@ ROLES: RolePolicy = {
     ("GET", "/v1/audit"): "admin",
     ("GET", "/v1/admin/consistency"): "admin",
     ("POST", "/v1/admin/consistency/repair"): "admin",
+    ("POST", "/v1/sessions"): "viewer",  # any caller may trade its key for a short-lived one
     ("POST", "/v1/keys"): "admin",
     ("GET", "/v1/keys"): "admin",
     ("GET", "/v1/keys/{key_id}"): "admin",

@@ -6,14 +6,14 @@ Only the gateway writes these tables; every service reads keys through
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from ragstream_core.auth import BOOTSTRAP_ACCOUNT, BOOTSTRAP_KEY_ID, Role, key_hash, new_key, role_rank
+from ragstream_core.auth import BOOTSTRAP_ACCOUNT, BOOTSTRAP_KEY_ID, Principal, Role, key_hash, new_key, role_rank
 from ragstream_core.errors import Conflict, NotFound, UnprocessableInput
 from ragstream_gateway.repository import audit
 
@@ -149,6 +149,20 @@ class AuthRepository:
             )
             await audit(conn, tenant_id=tenant_id, actor=actor, action="key.create", outcome="ok", target=key_id)
         return {**await self.key(tenant_id, key_id), "key": key}
+
+    async def create_session(self, caller: Principal, *, ttl_s: float) -> dict[str, Any]:
+        """A short-lived key of the caller's account with the caller's role (sessions expired for a
+        day are deleted on the way: they are no use to anyone)."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "DELETE FROM auth.api_keys WHERE tenant_id = %s AND name = 'session'"
+                " AND expires_at < now() - interval '1 day'",
+                (caller.tenant_id,),
+            )
+        expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
+        return await self.create_key(
+            caller.tenant_id, caller.actor, caller.role, name="session", expires_at=expires_at, actor=caller.actor
+        )
 
     async def key(self, tenant_id: str, key_id: str) -> dict[str, Any]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:

@@ -179,6 +179,18 @@ async def revoke_key(request: Request, key_id: str, caller: Caller, tenant: Tena
     return key_body(row)
 
 
+@router.post("/sessions", status_code=201)
+async def create_session(request: Request, caller: Caller) -> dict[str, Any]:
+    """A session: a key of the caller's account and role that expires after
+    ``RAGSTREAM_GATEWAY_SESSION_TTL_S`` (15 minutes), for a web page to hold instead of a
+    long-lived key; ``key`` is its secret, sent as ``Authorization: Bearer`` like any key."""
+    if caller.key_id is None:
+        raise InvalidInput("sessions are made from an API key; this gateway checks no keys (RAGSTREAM_AUTH_MODE=open)")
+    ttl_s: float = request.app.state.ports.settings.session_ttl_s
+    row = await _repository(request).create_session(caller, ttl_s=ttl_s)
+    return key_body(row)
+
+
 @router.post("/accounts", status_code=201)
 async def create_account(request: Request, body: AccountRequest, caller: Caller, tenant: Tenant) -> dict[str, Any]:
     """A new member of the tenant with a role; give it keys with POST /v1/keys (account_id)."""
