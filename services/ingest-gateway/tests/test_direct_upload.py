@@ -390,12 +390,12 @@ async def test_one_time_url_cannot_be_used_twice(direct: Direct) -> None:
     assert "already used" in again.json()["detail"]
 
 
-async def test_wrong_token_is_403(direct: Direct) -> None:
+async def test_wrong_token_is_404_like_an_unknown_upload(direct: Direct) -> None:
     ticket = (await direct.open(new_id("col"), "ponds.md")).json()
 
     response = await direct.put(f"/v1/uploads/{ticket['upload_id']}?token=guessed", document())
 
-    assert response.status_code == 403
+    assert response.status_code == 404
     assert "does not open" in response.json()["detail"]
 
 

@@ -10,7 +10,8 @@ Hierarchy::
     │   └── ContentMismatch             422 (stored bytes differ from what was declared)
     ├── NotFound                        404
     │   └── Expired                     410 (existed, but its time ran out)
-    ├── Forbidden                       403 (a wrong or used one-time token)
+    ├── Unauthenticated                 401 (no API key, or one unknown, expired or revoked)
+    ├── Forbidden                       403 (a wrong or used one-time token; a role too low)
     ├── Conflict                        409 (with ``details``: what it conflicts with)
     ├── UnreadableDocument              the parser cannot read the content; job fails at once
     └── DependencyUnavailable           503; retried on the bus
@@ -71,7 +72,11 @@ class Expired(NotFound):
 
 
 class Forbidden(RagstreamError):
-    """The request's credential (a one-time token) is wrong or already used."""
+    """The request's credential (a one-time token) is wrong or already used, or its role is too low."""
+
+
+class Unauthenticated(RagstreamError):
+    """No credential, or one that is not (or no longer) valid; answered with ``WWW-Authenticate``."""
 
 
 class Conflict(RagstreamError):
@@ -102,6 +107,7 @@ ERROR_TABLE: dict[type[RagstreamError], ErrorMapping] = {
     UnprocessableInput: ErrorMapping(422, grpc.StatusCode.INVALID_ARGUMENT, retry=False),
     Expired: ErrorMapping(410, grpc.StatusCode.NOT_FOUND, retry=False),
     NotFound: ErrorMapping(404, grpc.StatusCode.NOT_FOUND, retry=False),
+    Unauthenticated: ErrorMapping(401, grpc.StatusCode.UNAUTHENTICATED, retry=False),
     Forbidden: ErrorMapping(403, grpc.StatusCode.PERMISSION_DENIED, retry=False),
     Conflict: ErrorMapping(409, grpc.StatusCode.FAILED_PRECONDITION, retry=False),
     UnreadableDocument: ErrorMapping(422, grpc.StatusCode.FAILED_PRECONDITION, retry=False),

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Histogram
 
+from ragstream_core.auth.grpc_calls import current_principal
 from ragstream_core.errors import RagstreamError, mapping_for
 
 Registrar = Callable[[grpc.aio.Server], None]
@@ -109,10 +110,16 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
 
 
 async def start_grpc_server(
-    registrars: Iterable[Registrar], *, service_names: Iterable[str], host: str, port: int
+    registrars: Iterable[Registrar],
+    *,
+    service_names: Iterable[str],
+    host: str,
+    port: int,
+    interceptors: Iterable[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
 ) -> grpc.aio.Server:
-    """A started server with the servicers, health (SERVING) and reflection."""
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
+    """A started server with the servicers, health (SERVING) and reflection; ``interceptors``
+    (the ``AuthInterceptor``) run inside the error mapping, so their refusals get their status."""
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor(), *interceptors])
     for register in registrars:
         register(server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -127,7 +134,11 @@ async def start_grpc_server(
 
 
 def tenant_from(context: grpc.aio.ServicerContext[Any, Any], default: str) -> str:
-    """The caller's tenant from the ``x-tenant-id`` metadata, else ``default``."""
+    """The caller's tenant: the authorized principal's (``AuthInterceptor``); without one (a server
+    started without it: tests of other concerns) the ``x-tenant-id`` metadata, else ``default``."""
+    principal = current_principal()
+    if principal is not None:
+        return principal.tenant_id
     for key, value in context.invocation_metadata() or ():
         if key == "x-tenant-id":
             return str(value)

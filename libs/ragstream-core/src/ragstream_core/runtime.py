@@ -17,7 +17,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import structlog
 import uvicorn
@@ -26,7 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
-from ragstream_core.errors import RagstreamError, mapping_for
+from ragstream_core.errors import RagstreamError, Unauthenticated, mapping_for
 from ragstream_core.telemetry import current_trace_id, shutdown_telemetry
 
 log = structlog.get_logger(__name__)
@@ -113,7 +113,8 @@ def error_response(error: Exception) -> JSONResponse:
     """The HTTP answer to a domain error: its ``ERROR_TABLE`` status, type, message and trace id."""
     body: dict[str, Any] = {"error": type(error).__name__, "detail": str(error), "trace_id": current_trace_id()}
     body.update(getattr(error, "details", None) or {})
-    return JSONResponse(body, status_code=mapping_for(error).http_status)
+    headers = {"WWW-Authenticate": 'Bearer realm="ragstream"'} if isinstance(error, Unauthenticated) else None
+    return JSONResponse(body, status_code=mapping_for(error).http_status, headers=headers)
 
 
 #: request headers a browser page may send across origins
@@ -176,6 +177,28 @@ class FreshContext:
             raise
 
 
+class TokenFromQuery:
+    """Move ``?access_token=<key>`` into the ``Authorization`` header before anything sees the URL.
+
+    Browsers cannot set headers on a WebSocket or an ``EventSource``, so those pass the API key in
+    the query; taken out here, it never reaches a trace's ``http.url``, a log or a route.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket") and b"access_token=" in scope.get("query_string", b""):
+            pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            tokens = [value for name, value in pairs if name == "access_token"]
+            headers = [(k, v) for k, v in scope["headers"] if k != b"authorization" or not tokens]
+            if tokens:
+                headers.append((b"authorization", f"Bearer {tokens[-1]}".encode("latin-1")))
+            query = urlencode([(name, value) for name, value in pairs if name != "access_token"])
+            scope = {**scope, "headers": headers, "query_string": query.encode("latin-1")}
+        await self.app(scope, receive, send)
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: ``run_service`` decides when to stop."""
 
@@ -185,8 +208,11 @@ class _Server(uvicorn.Server):
 
 
 async def serve_http(app: FastAPI, *, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve ``app`` until ``stop`` is set; every request starts from an empty context."""
-    config = uvicorn.Config(FreshContext(app), host=host, port=port, log_level="warning", lifespan="off")
+    """Serve ``app`` until ``stop`` is set; every request starts from an empty context, with a
+    query's ``access_token`` moved into its ``Authorization`` header (``TokenFromQuery``)."""
+    config = uvicorn.Config(
+        TokenFromQuery(FreshContext(app)), host=host, port=port, log_level="warning", lifespan="off"
+    )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +53,18 @@ class CoreSettings(BaseSettings):
         "http://localhost:8080,http://127.0.0.1:8080",
         description="Comma-separated origins whose pages may call the REST APIs from a browser (the gateway's"
         " web page, sites embedding the chat widget); `*` allows any.",
+    )
+
+    auth_mode: Literal["open", "keys"] = Field(
+        "keys",
+        description="keys: every request needs an API key (Authorization: Bearer); open: no check, each request is"
+        " an admin of X-Tenant-Id (make run sets it, for one person on localhost).",
+    )
+    auth_cache_s: float = Field(5.0, ge=0, description="Seconds a valid API key is cached; a revocation takes as long.")
+    bootstrap_admin_key: SecretStr = Field(
+        SecretStr(""),
+        description="An admin key of the default tenant from configuration (at least 32 characters), installed by"
+        " the gateway at start: the first key of a new deployment. Changing it replaces the previous one.",
     )
 
     @field_validator("s3_public_url")

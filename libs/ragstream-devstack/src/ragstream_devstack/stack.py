@@ -173,6 +173,9 @@ class Stack:
             # no collector: spans go to a file under the data dir, for `make traces`
             extra["RAGSTREAM_TRACES_FILE"] = str(self.traces_file)
             extra.setdefault("OTEL_BSP_SCHEDULE_DELAY", "1000")
+        if "RAGSTREAM_AUTH_MODE" not in os.environ:
+            # one person on this machine: no keys (the services default to keys mode, for production)
+            extra["RAGSTREAM_AUTH_MODE"] = "open"
         extra.update(self.env)
         return python_env(extra)
 

@@ -31,6 +31,7 @@ from ragstream_chat.handlers import (
 from ragstream_chat.openai_api import router as openai_router
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
+from ragstream_core.auth import Authenticator, Caller, RolePolicy, authorize
 from ragstream_core.errors import InvalidInput, RagstreamError
 from ragstream_core.runtime import error_handlers
 
@@ -73,11 +74,18 @@ def ports_of(request: Request) -> ChatPorts:
 Ports = Annotated[ChatPorts, Depends(ports_of)]
 
 
-def tenant_of(request: Request, x_tenant_id: Annotated[str | None, Header()] = None) -> str:
-    return x_tenant_id or str(request.app.state.default_tenant)
+def tenant_of(caller: Caller) -> str:
+    """The caller's tenant: its API key's (``keys`` mode) or ``X-Tenant-Id`` (``open`` mode)."""
+    return caller.tenant_id
 
 
 Tenant = Annotated[str, Depends(tenant_of)]
+
+
+async def _audit(request: Request, action: str, *, target: str, detail: dict[str, object] | None = None) -> None:
+    """Record a change the caller made in the shared audit log (the gateway's ``audit_log``)."""
+    authenticator: Authenticator = request.app.state.authenticator
+    await authenticator.record(request.state.principal, action, target=target, detail=detail)
 
 
 def sse(name: str, data: dict[str, Any]) -> str:
@@ -119,10 +127,10 @@ def _ws_event(event: ChatEvent) -> dict[str, Any]:
 
 
 @router.websocket("/collections/{collection_id}/chat/ws")
-async def chat_socket(websocket: WebSocket, collection_id: str) -> None:
+async def chat_socket(websocket: WebSocket, collection_id: str, caller: Caller) -> None:
     """Questions in, events out, any number per connection; errors are ``error`` events, the socket stays."""
     ports: ChatPorts = websocket.app.state.ports
-    tenant = websocket.headers.get("x-tenant-id") or str(websocket.app.state.default_tenant)
+    tenant = caller.tenant_id
     await websocket.accept()
     try:
         while True:
@@ -143,10 +151,12 @@ async def chat_socket(websocket: WebSocket, collection_id: str) -> None:
 
 @router.post("/collections/{collection_id}/conversations", status_code=201)
 async def create_conversation(
-    collection_id: str, body: ConversationRequest, ports: Ports, tenant: Tenant
+    request: Request, collection_id: str, body: ConversationRequest, ports: Ports, tenant: Tenant
 ) -> dict[str, Any]:
     """An empty conversation; ask in it with ``conversation_id``."""
-    return await ports.conversations.create(tenant, collection_id, title=body.title)
+    created = await ports.conversations.create(tenant, collection_id, title=body.title)
+    await _audit(request, "conversation.create", target=str(created.get("conversation_id")))
+    return created
 
 
 @router.get("/conversations")
@@ -176,8 +186,9 @@ async def get_conversation(conversation_id: str, ports: Ports, tenant: Tenant) -
 
 
 @router.delete("/conversations/{conversation_id}", status_code=204)
-async def delete_conversation(conversation_id: str, ports: Ports, tenant: Tenant) -> Response:
+async def delete_conversation(request: Request, conversation_id: str, ports: Ports, tenant: Tenant) -> Response:
     await ports.conversations.delete(tenant, conversation_id)
+    await _audit(request, "conversation.delete", target=conversation_id)
     return Response(status_code=204)
 
 
@@ -189,18 +200,35 @@ async def get_chat_settings(collection_id: str, ports: Ports, tenant: Tenant) ->
 
 @router.put("/collections/{collection_id}/chat/settings")
 async def put_chat_settings(
-    collection_id: str, body: ChatSettingsRequest, ports: Ports, tenant: Tenant
+    request: Request, collection_id: str, body: ChatSettingsRequest, ports: Ports, tenant: Tenant
 ) -> dict[str, Any]:
     """Replace the collection's settings; a null value means the service default."""
     chat = CollectionChat(body.provider, body.min_score, body.top_k)
-    return await configure_collection(tenant, collection_id, chat, ports)
+    configured = await configure_collection(tenant, collection_id, chat, ports)
+    await _audit(request, "chat_settings.update", target=collection_id, detail=body.model_dump())
+    return configured
 
 
-def create_app(ports: ChatPorts, *, default_tenant: str) -> FastAPI:
+#: the role of each route where the default (GET: viewer, else editor) is not right: asking, and
+#: keeping one's conversations, is a viewer's; a collection's chat settings are an editor's
+ROLES: RolePolicy = {
+    ("POST", "/v1/collections/{collection_id}/chat"): "viewer",
+    ("POST", "/v1/collections/{collection_id}/conversations"): "viewer",
+    ("DELETE", "/v1/conversations/{conversation_id}"): "viewer",
+    ("POST", "/v1/chat/completions"): "viewer",
+}
+
+
+def create_app(ports: ChatPorts, *, default_tenant: str, authenticator: Authenticator | None = None) -> FastAPI:
+    """The chat app; ``authenticator`` decides every /v1 request (default: ``open`` mode, for tests
+    of other concerns: ``main`` always passes the configured one)."""
     app = FastAPI(title="ragstream chat", version="0.1.0")
     app.state.ports = ports
     app.state.default_tenant = default_tenant
+    authenticator = authenticator or Authenticator(mode="open", default_tenant=default_tenant)
+    authenticator.policy = {**ROLES, **authenticator.policy}
+    app.state.authenticator = authenticator
     error_handlers(app)
-    app.include_router(router)
-    app.include_router(openai_router)
+    app.include_router(router, dependencies=[Depends(authorize)])
+    app.include_router(openai_router, dependencies=[Depends(authorize)])
     return app

@@ -20,6 +20,7 @@ from ragstream_chat.handlers import (
 )
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
+from ragstream_core.auth import current_principal
 from ragstream_core.grpc_server import tenant_from
 from ragstream_core.proto.ragstream.v1 import chat_pb2, chat_pb2_grpc
 
@@ -65,7 +66,8 @@ def event_message(event: ChatEvent) -> chat_pb2.AskEvent:
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
-    """gRPC ``ChatService``; the tenant comes from the request or the ``x-tenant-id`` metadata.
+    """gRPC ``ChatService``; the tenant comes from the caller's key (open mode: the request or the
+    ``x-tenant-id`` metadata).
     Domain errors become gRPC statuses in the shared interceptor."""
 
     def __init__(self, ports: ChatPorts, *, default_tenant: str) -> None:
@@ -73,7 +75,10 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self.default_tenant = default_tenant
 
     def _question(self, request: chat_pb2.AskRequest, context: grpc.aio.ServicerContext[Any, Any]) -> Question:
-        tenant = request.tenant_id or tenant_from(context, self.default_tenant)
+        caller = current_principal()
+        # a key decides the tenant; the request's tenant_id is heeded only without keys (open mode)
+        keyed = caller is not None and caller.key_id is not None
+        tenant = (not keyed and request.tenant_id) or tenant_from(context, self.default_tenant)
         filters = Filters.of(
             list(request.tags),
             request.date_from.ToDatetime(tzinfo=UTC) if request.HasField("date_from") else None,

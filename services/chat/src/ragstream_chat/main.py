@@ -19,6 +19,7 @@ from ragstream_chat.local_model import LocalAnswerer, LocalModelUnavailable, che
 from ragstream_chat.ports import Collections, Conversations, Search
 from ragstream_chat.retrieval import Retriever
 from ragstream_chat.settings import ChatSettings
+from ragstream_core.auth import AuthInterceptor, Role, authenticator_from
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.grpc_server import start_grpc_server
@@ -28,6 +29,12 @@ from ragstream_core.runtime import allow_origins, ops_routes, run_service, serve
 from ragstream_core.telemetry import configure_telemetry
 
 log = structlog.get_logger(__name__)
+
+#: the role of each gRPC method (a method not named here is refused)
+GRPC_ROLES: dict[str, Role] = {
+    "/ragstream.v1.ChatService/Ask": "viewer",
+    "/ragstream.v1.ChatService/AskStream": "viewer",
+}
 
 
 @dataclass
@@ -90,7 +97,14 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
     await bus.subscribe(IndexUpdated, functools.partial(on_index_updated, ports=ports))
     # a document's tags changed in the index: filtered results did
     await bus.subscribe(IndexTagged, functools.partial(on_index_updated, ports=ports))
-    app = create_app(ports, default_tenant=settings.default_tenant)
+    authenticator = authenticator_from(
+        mode=core.auth_mode,
+        cache_s=core.auth_cache_s,
+        default_tenant=settings.default_tenant,
+        pool=pool,
+        listen_hosts=(settings.http_host, settings.grpc_host),
+    )
+    app = create_app(ports, default_tenant=settings.default_tenant, authenticator=authenticator)
 
     allow_origins(app, settings.core.cors_origin_list)
     ops_routes(app, {"postgres": functools.partial(check_pool, pool), "nats": bus.check})
@@ -103,6 +117,7 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
         service_names=["ragstream.v1.ChatService"],
         host=settings.grpc_host,
         port=settings.grpc_port,
+        interceptors=[AuthInterceptor(authenticator, GRPC_ROLES)],
     )
     log.info(
         "chat.started",

@@ -5,7 +5,7 @@ the history that rewrites the retrieval query (stateless, as the OpenAI API is: 
 stored). Citations and linked sentences travel in the non-standard fields ``citations`` and
 ``sentences`` of the completion (streaming: of the last chunk, the one with ``finish_reason``).
 Errors have OpenAI's shape ``{"error": {"message", "type", "code", "param"}}`` with the status of
-``ERROR_TABLE``. Any API key is accepted; the tenant comes from ``X-Tenant-Id``.
+``ERROR_TABLE``. The API key is the caller's ragstream key (``ragstream_core.auth``): it names the tenant.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,7 @@ from ragstream_chat.handlers import Delta, Done, Prepared, Question, answer_ques
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
 from ragstream_chat.rewrite import Turn
+from ragstream_core.auth import Caller
 from ragstream_core.errors import InvalidInput, RagstreamError, UnprocessableInput, mapping_for
 from ragstream_core.tags import clean_tags
 
@@ -134,11 +135,11 @@ async def _chunks(prepared: Prepared, model: str) -> AsyncIterator[str]:
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
-    request: Request, body: CompletionRequest, x_tenant_id: Annotated[str | None, Header()] = None
+    request: Request, body: CompletionRequest, caller: Caller
 ) -> JSONResponse | StreamingResponse:
     """A chat completion answered from the collection ``model``, cited."""
     ports: ChatPorts = request.app.state.ports
-    tenant = x_tenant_id or str(request.app.state.default_tenant)
+    tenant = caller.tenant_id
     try:
         question = _question(tenant, body)
         if body.stream:
@@ -173,11 +174,11 @@ async def chat_completions(
 
 
 @router.get("/models")
-async def list_models(request: Request, x_tenant_id: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+async def list_models(request: Request, caller: Caller) -> dict[str, Any]:
     """The collections chat knows (seen indexed, configured or chatted in) as models; any collection id
     works as ``model`` even when not listed."""
     ports: ChatPorts = request.app.state.ports
-    tenant = x_tenant_id or str(request.app.state.default_tenant)
+    tenant = caller.tenant_id
     known = await ports.collections.known(tenant)
     return {
         "object": "list",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Uplo
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ragstream_core.auth import Caller
 from ragstream_core.errors import InvalidInput, NotFound, RagstreamError
 from ragstream_core.tags import ACCEPTED as ACCEPTED_TAGS
 from ragstream_core.tags import clean_tags
@@ -38,20 +38,17 @@ def get_ports(request: Request) -> GatewayPorts:
 Ports = Annotated[GatewayPorts, Depends(get_ports)]
 
 
-def tenant_of(request: Request, x_tenant_id: Annotated[str | None, Header()] = None) -> str:
-    ports: GatewayPorts = request.app.state.ports
-    return check_identifier("tenant", x_tenant_id or ports.settings.default_tenant)
+def tenant_of(caller: Caller) -> str:
+    """The caller's tenant: its API key's (``keys`` mode) or ``X-Tenant-Id`` (``open`` mode)."""
+    return check_identifier("tenant", caller.tenant_id)
 
 
 Tenant = Annotated[str, Depends(tenant_of)]
 
 
-def actor_of(x_actor: Annotated[str | None, Header(description="Who asks (recorded in the audit log).")] = None) -> str:
-    """The caller's identity for the audit log: ``X-Actor`` until API keys exist (issue 7)."""
-    actor = (x_actor or "anonymous").strip()[:128]
-    if not actor or any(unicodedata.category(ch)[0] == "C" for ch in actor):
-        raise InvalidInput("X-Actor must be 1-128 printable characters")
-    return actor
+def actor_of(caller: Caller) -> str:
+    """The caller's identity for the audit log: its key's account (``open`` mode: ``X-Actor``)."""
+    return caller.actor
 
 
 Actor = Annotated[str, Depends(actor_of)]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from ragstream_core.auth import PUBLIC, Authenticator, RolePolicy, authorize
 from ragstream_core.errors import UploadTooLarge
 from ragstream_core.runtime import error_handlers, error_response
 from ragstream_gateway.api import router as documents_router
+from ragstream_gateway.auth_repository import AuthRepository
 from ragstream_gateway.batch_api import router as batch_router
 from ragstream_gateway.collections_api import router as collections_router
 from ragstream_gateway.consistency_api import router as consistency_router
 from ragstream_gateway.direct_upload_api import router as direct_upload_router
 from ragstream_gateway.jobs_api import router as jobs_router
+from ragstream_gateway.keys_api import router as keys_router
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.ui_routes import mount_ui
 from ragstream_gateway.web_api import web_router
@@ -38,15 +41,38 @@ class RejectOversized:
         await self.app(scope, receive, send)
 
 
-def create_app(ports: GatewayPorts, *, progress_url: str) -> FastAPI:
+#: the role of each route where the default (GET: viewer, else editor) is not right
+ROLES: RolePolicy = {
+    ("PUT", "/v1/uploads/{upload_id}"): PUBLIC,  # the URL's one-time token is its credential
+    ("GET", "/v1/audit"): "admin",
+    ("GET", "/v1/admin/consistency"): "admin",
+    ("POST", "/v1/admin/consistency/repair"): "admin",
+    ("POST", "/v1/sessions"): "viewer",  # any caller may trade its key for a short-lived one
+    ("POST", "/v1/keys"): "admin",
+    ("GET", "/v1/keys"): "admin",
+    ("GET", "/v1/keys/{key_id}"): "admin",
+    ("DELETE", "/v1/keys/{key_id}"): "admin",
+    ("POST", "/v1/accounts"): "admin",
+    ("GET", "/v1/accounts"): "admin",
+    ("PATCH", "/v1/accounts/{account_id}"): "admin",
+}
+
+
+def create_app(ports: GatewayPorts, *, progress_url: str, authenticator: Authenticator | None = None) -> FastAPI:
+    """The gateway's app; ``authenticator`` decides every /v1 request (default: ``open`` mode, for
+    tests of other concerns: ``main`` always passes the configured one)."""
     app = FastAPI(title="ragstream ingest gateway", version="0.1.0")
     app.state.ports = ports
     app.state.progress_url = progress_url
+    authenticator = authenticator or Authenticator(mode="open", default_tenant=ports.settings.default_tenant)
+    authenticator.policy = {**ROLES, **authenticator.policy}
+    app.state.authenticator = authenticator
+    app.state.auth_repository = AuthRepository(ports.documents.pool)
     error_handlers(app)
 
     app.add_middleware(RejectOversized, limit=ports.settings.max_upload_bytes)
-    for router in (documents_router, collections_router, batch_router, direct_upload_router, jobs_router, web_router):
-        app.include_router(router)
-    app.include_router(consistency_router)
+    routers = (documents_router, collections_router, batch_router, direct_upload_router, jobs_router, web_router)
+    for router in (*routers, consistency_router, keys_router):
+        app.include_router(router, dependencies=[Depends(authorize)])
     mount_ui(app, progress_url=progress_url, chat_url=ports.settings.chat_url)
     return app

@@ -173,10 +173,12 @@ async def receive_upload(upload_id: str, token: str, chunks: AsyncIterable[bytes
     large, connection lost) may be sent again with the same URL until the upload expires.
     """
     row = await ports.uploads.get_any_tenant(upload_id)
+    # one answer for an unknown id and a wrong token: a wrong token learns nothing, not even that it exists
+    unknown = NotFound(f"upload {upload_id!r} does not exist, or the URL's token does not open it")
     if row is None:
-        raise NotFound(f"upload {upload_id!r} does not exist")
+        raise unknown
     if row.token_sha256 is not None and not hmac.compare_digest(row.token_sha256, _token_hash(token)):
-        raise Forbidden(f"the token does not open upload {upload_id!r}")
+        raise unknown
     if row.token_sha256 is None:
         if row.status == "expired":
             raise _expired(row)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ragstream_gateway.api import Ports, Tenant, version_body
+from ragstream_gateway.api import Actor, Ports, Tenant, version_body
 from ragstream_gateway.direct_upload import DirectUpload, finalize_upload, open_direct_upload, receive_upload
 
 __all__ = ["router"]
@@ -31,7 +31,7 @@ class DirectUploadBody(BaseModel):
 
 @router.post("/collections/{collection_id}/uploads", status_code=201)
 async def open_upload(
-    request: Request, collection_id: str, body: DirectUploadBody, ports: Ports, tenant: Tenant
+    request: Request, collection_id: str, body: DirectUploadBody, ports: Ports, tenant: Tenant, actor: Actor
 ) -> dict[str, Any]:
     """Announce a file: 201 with the URL to PUT its bytes to, and until when.
 
@@ -52,6 +52,15 @@ async def open_upload(
         tags=body.tags,
     )
     ticket = await open_direct_upload(announced, ports, local_url=local_url)
+    await ports.documents.record(
+        tenant_id=tenant,
+        actor=actor,
+        action="upload.open",
+        outcome="ok",
+        collection_id=collection_id,
+        upload_id=ticket.upload_id,
+        file_name=body.file_name,
+    )
     return {
         "upload_id": ticket.upload_id,
         "method": "PUT",

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import functools
+import json
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from google.protobuf.message import Message
 
+from ragstream_core.auth import ROLES, AuthInterceptor, Role, authenticator_from
+from ragstream_core.auth.keys import MIN_BOOTSTRAP_KEY_CHARS
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.events import EVENTS_SUBJECTS
@@ -20,11 +25,12 @@ from ragstream_core.runtime import allow_origins, ops_routes, run_service, serve
 from ragstream_core.storage import ObjectStore, open_object_store
 from ragstream_core.telemetry import configure_telemetry
 from ragstream_gateway.app import create_app
+from ragstream_gateway.auth_repository import AuthRepository
 from ragstream_gateway.consistency import ConsistencyCheck, NatsIndexAdmin
 from ragstream_gateway.consistency_repository import ConsistencyRepository
 from ragstream_gateway.direct_upload import sweep_uploads_until
 from ragstream_gateway.grpc_api import IngestServicer
-from ragstream_gateway.handlers import republish_unpublished
+from ragstream_gateway.handlers import check_identifier, republish_unpublished
 from ragstream_gateway.jobs import run_scheduler, track_version
 from ragstream_gateway.ports import Wakeup
 from ragstream_gateway.repository import DocumentRepository
@@ -34,6 +40,13 @@ from ragstream_gateway.web_repository import CrawlRepository
 from ragstream_gateway.web_sources import WebSources
 
 log = structlog.get_logger(__name__)
+
+#: the role of each gRPC method (a method not named here is refused)
+GRPC_ROLES: dict[str, Role] = {
+    "/ragstream.v1.IngestService/GetDocument": "viewer",
+    "/ragstream.v1.IngestService/ListDocuments": "viewer",
+    "/ragstream.v1.IngestService/Upload": "editor",
+}
 
 
 @dataclass
@@ -54,7 +67,22 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
         settings, DocumentRepository(pool), open_object_store(settings.core), bus, UploadRepository(pool), Wakeup()
     )
     await bus.job_control()
-    app = create_app(ports, progress_url=settings.progress_url)
+    bootstrap_key = settings.core.bootstrap_admin_key.get_secret_value()
+    if bootstrap_key and len(bootstrap_key) < MIN_BOOTSTRAP_KEY_CHARS:
+        raise SystemExit(
+            f"RAGSTREAM_BOOTSTRAP_ADMIN_KEY has {len(bootstrap_key)} characters; it needs at least"
+            f" {MIN_BOOTSTRAP_KEY_CHARS} (e.g. openssl rand -base64 32)"
+        )
+    if bootstrap_key:
+        await AuthRepository(pool).install_bootstrap_key(settings.default_tenant, bootstrap_key)
+    authenticator = authenticator_from(
+        mode=settings.core.auth_mode,
+        cache_s=settings.core.auth_cache_s,
+        default_tenant=settings.default_tenant,
+        pool=pool,
+        listen_hosts=(settings.http_host, settings.grpc_host),
+    )
+    app = create_app(ports, progress_url=settings.progress_url, authenticator=authenticator)
     app.state.consistency = ConsistencyCheck(
         ConsistencyRepository(pool),
         ports.objects,
@@ -102,6 +130,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
         service_names=["ragstream.v1.IngestService"],
         host=settings.grpc_host,
         port=settings.grpc_port,
+        interceptors=[AuthInterceptor(authenticator, GRPC_ROLES)],
     )
     log.info("gateway.started", http_port=settings.http_port, grpc_port=settings.grpc_port)
     try:
@@ -116,9 +145,34 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
         await pool.close()
 
 
+async def create_key(settings: GatewaySettings, argv: list[str]) -> dict[str, object]:
+    """``create-key --tenant T --role R [--account A] [--name N] [--expires-days D]``: an operator's way
+    to a tenant's first key (the tenant and account are made if new); prints the key once, as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m ragstream_gateway create-key")
+    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--role", required=True, choices=ROLES)
+    parser.add_argument("--account", default="admin")
+    parser.add_argument("--name", default="")
+    parser.add_argument("--expires-days", type=float, default=None)
+    args = parser.parse_args(argv)
+    tenant, account = check_identifier("tenant", args.tenant), check_identifier("account", args.account)
+    expires_at = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
+    pool = await open_pool(settings.core.postgres_url)
+    try:
+        row = await AuthRepository(pool).create_key(
+            tenant, account, args.role, name=args.name, expires_at=expires_at, actor="operator", create_account=True
+        )
+    finally:
+        await pool.close()
+    return {"tenant_id": tenant, "account_id": account, "role": row["role"], "key_id": row["key_id"], "key": row["key"]}
+
+
 def main() -> None:
     settings = GatewaySettings()
     if sys.argv[1:] == ["migrate"]:
         asyncio.run(apply_migrations(settings.core.postgres_url, service="gateway", package="ragstream_gateway"))
+        return
+    if sys.argv[1:2] == ["create-key"]:
+        sys.stdout.write(json.dumps(asyncio.run(create_key(settings, sys.argv[2:]))) + "\n")
         return
     run_service(lambda stop: serve(stop, settings))

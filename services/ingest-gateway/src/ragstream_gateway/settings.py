@@ -29,6 +29,9 @@ class GatewaySettings(BaseSettings):
     upload_ttl_s: float = Field(3600.0, gt=0, description="Unfinalized direct uploads expire after this.")
     upload_sweep_s: float = Field(60.0, gt=0, description="How often expired direct uploads are cleaned up.")
     default_tenant: str = Field("default", description="Tenant of requests without X-Tenant-Id.")
+    session_ttl_s: float = Field(
+        900.0, gt=0, le=86_400, description="Lifetime of a session (POST /v1/sessions): a short-lived key for a page."
+    )
     embedding_model: str = Field("all-MiniLM-L6-v2", description="Recorded with each new collection.")
     embedding_dimensions: int = Field(384, gt=0, description="Recorded with each new collection.")
     republish_after_s: float = Field(10.0, gt=0, description="Unpublished uploads older than this are re-sent.")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ragstream_core.errors import DependencyUnavailable, InvalidInput
+from ragstream_gateway.api import Actor, Ports, Tenant
 from ragstream_gateway.handlers import check_identifier
 from ragstream_gateway.web_repository import OUTCOMES, READ, CrawlPageRow, CrawlRow, CrawlSpec
 from ragstream_gateway.web_sources import WebSources
@@ -30,14 +31,6 @@ def get_web_sources(request: Request) -> WebSources:
 
 
 Sources = Annotated[WebSources, Depends(get_web_sources)]
-
-
-def _tenant(request: Request, x_tenant_id: Annotated[str | None, Header()] = None) -> str:
-    default: str = request.app.state.ports.settings.default_tenant
-    return check_identifier("tenant", x_tenant_id or default)
-
-
-Tenant = Annotated[str, Depends(_tenant)]
 
 
 class WebSourceRequest(BaseModel):
@@ -161,7 +154,13 @@ def crawl_body(
 
 @web_router.post("/collections/{collection_id}/sources/web", status_code=202)
 async def submit_web_source(
-    request: Request, collection_id: str, source: WebSourceRequest, sources: Sources, tenant: Tenant
+    request: Request,
+    collection_id: str,
+    source: WebSourceRequest,
+    sources: Sources,
+    ports: Ports,
+    tenant: Tenant,
+    actor: Actor,
 ) -> JSONResponse:
     """Crawl a site (or a sitemap) into the collection; 202 with ``crawl_id`` and ``status_url``.
 
@@ -187,6 +186,15 @@ async def submit_web_source(
         exclude_prefixes=source.exclude_prefixes,
     )
     row = await sources.submit(spec)
+    await ports.documents.record(
+        tenant_id=tenant,
+        actor=actor,
+        action="crawl.submit",
+        outcome="accepted",
+        collection_id=collection_id,
+        crawl_id=row.crawl_id,
+        seed_url=spec.seed_url,
+    )
     status_url = str(request.url_for("get_crawl", crawl_id=row.crawl_id))
     body = crawl_body(row, None, status_url=status_url, progress_url=request.app.state.progress_url)
     return JSONResponse(body, status_code=202, headers={"Location": status_url})

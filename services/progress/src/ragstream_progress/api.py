@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
+from ragstream_core.auth import Authenticator, Caller, authorize
 from ragstream_core.errors import NotFound
 from ragstream_core.runtime import error_handlers
 from ragstream_progress.feed import ChangeSignal, watch_changes
@@ -83,8 +84,9 @@ def jobs_of(request: Request) -> JobStore:
 Jobs = Annotated[JobStore, Depends(jobs_of)]
 
 
-def tenant_of(request: Request, x_tenant_id: Annotated[str | None, Header()] = None) -> str:
-    return x_tenant_id or str(request.app.state.default_tenant)
+def tenant_of(caller: Caller) -> str:
+    """The caller's tenant: its API key's (``keys`` mode) or ``X-Tenant-Id`` (``open`` mode)."""
+    return caller.tenant_id
 
 
 Tenant = Annotated[str, Depends(tenant_of)]
@@ -126,6 +128,7 @@ async def job_events(
 @router.websocket("/jobs/stream")
 async def job_stream(
     websocket: WebSocket,
+    caller: Caller,
     collection_id: str | None = None,
     batch_id: str | None = None,
     job_id: str | None = None,
@@ -133,7 +136,7 @@ async def job_stream(
 ) -> None:
     """WebSocket: every job change after ``after``, then live; each message carries its position."""
     app = websocket.app
-    tenant = websocket.headers.get("x-tenant-id") or str(app.state.default_tenant)
+    tenant = caller.tenant_id
     filters = JobFilter.of(collection_id=collection_id, batch_id=batch_id, job_id=job_id)
     await websocket.accept()
 
@@ -213,11 +216,20 @@ async def batch_progress(batch_id: str, jobs: Jobs, tenant: Tenant) -> dict[str,
     return {"batch_id": batch_id, **progress_body(aggregate)}
 
 
-def create_app(jobs: JobStore, *, default_tenant: str, signal: ChangeSignal | None = None) -> FastAPI:
+def create_app(
+    jobs: JobStore,
+    *,
+    default_tenant: str,
+    signal: ChangeSignal | None = None,
+    authenticator: Authenticator | None = None,
+) -> FastAPI:
+    """The progress app: reading only, so every route needs a viewer; ``authenticator`` decides
+    (default: ``open`` mode, for tests of other concerns: ``main`` passes the configured one)."""
     app = FastAPI(title="ragstream progress", version="0.1.0")
     app.state.jobs = jobs
     app.state.signal = signal
     app.state.default_tenant = default_tenant
+    app.state.authenticator = authenticator or Authenticator(mode="open", default_tenant=default_tenant)
     error_handlers(app)
-    app.include_router(router)
+    app.include_router(router, dependencies=[Depends(authorize)])
     return app

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import structlog
 from google.protobuf.message import Message
 
+from ragstream_core.auth import AuthInterceptor, Role, authenticator_from
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.events import EVENTS_SUBJECTS
@@ -26,6 +27,14 @@ from ragstream_progress.rebuild import rebuild_projection
 from ragstream_progress.settings import ProgressSettings
 
 log = structlog.get_logger(__name__)
+
+#: the role of each gRPC method (a method not named here is refused)
+GRPC_ROLES: dict[str, Role] = {
+    "/ragstream.v1.ProgressService/GetJob": "viewer",
+    "/ragstream.v1.ProgressService/ListJobs": "viewer",
+    "/ragstream.v1.ProgressService/WatchJob": "viewer",
+    "/ragstream.v1.ProgressService/WatchJobs": "viewer",
+}
 
 
 @dataclass
@@ -50,7 +59,14 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
     )
     signal = ChangeSignal(core.postgres_url)
     await signal.start()
-    app = create_app(jobs, default_tenant=settings.default_tenant, signal=signal)
+    authenticator = authenticator_from(
+        mode=core.auth_mode,
+        cache_s=core.auth_cache_s,
+        default_tenant=settings.default_tenant,
+        pool=pool,
+        listen_hosts=(settings.http_host, settings.grpc_host),
+    )
+    app = create_app(jobs, default_tenant=settings.default_tenant, signal=signal, authenticator=authenticator)
 
     allow_origins(app, core.cors_origin_list)
     ops_routes(app, {"postgres": functools.partial(check_pool, pool), "nats": bus.check})
@@ -62,6 +78,7 @@ async def serve(stop: asyncio.Event, settings: ProgressSettings) -> None:
         service_names=["ragstream.v1.ProgressService"],
         host=settings.grpc_host,
         port=settings.grpc_port,
+        interceptors=[AuthInterceptor(authenticator, GRPC_ROLES)],
     )
     log.info("progress.started", http_port=settings.http_port, grpc_port=settings.grpc_port)
     try:

@@ -5,7 +5,8 @@
 //           data-key="PUBLIC-KEY" data-title="Ask the handbook" async></script>
 //
 // The chat service URL comes from the gateway's /ui/config.json (next to this script), or from
-// data-chat-url. data-key is sent as "Authorization: Bearer <key>"; nothing enforces keys yet.
+// data-chat-url. data-key is sent as "Authorization: Bearer <key>": a public chat key, limited to
+// its collections and to pages of its origins (README: Security).
 // The host page's origin must be in RAGSTREAM_CORS_ORIGINS of the chat service and the gateway.
 (function () {
   "use strict";

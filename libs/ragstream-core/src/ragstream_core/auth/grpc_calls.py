@@ -1,0 +1,104 @@
+"""The gRPC side of ``Authenticator``: an interceptor that authorizes every call.
+
+The credential is the ``authorization`` metadata (``Bearer <key>``); in ``open`` mode the tenant
+is the ``x-tenant-id`` metadata. Health checks and reflection are public. A method of a
+ragstream service that ``roles`` does not name is refused: a new RPC cannot be left open by
+forgetting it. Servicers read the caller with ``current_principal()``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from ragstream_core.auth.authenticator import PUBLIC, Authenticator
+from ragstream_core.auth.principal import Principal, Role
+from ragstream_core.errors import Forbidden
+
+_PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("ragstream_principal", default=None)
+PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def current_principal() -> Principal | None:
+    """The caller of the gRPC call being served (None outside an authorized call)."""
+    return _PRINCIPAL.get()
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any], name: str) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == name:
+            return str(value)
+    return None
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Authorizes each call of a ragstream service with the role ``roles`` names for its method
+    (full name, ``/ragstream.v1.IngestService/Upload``)."""
+
+    def __init__(self, authenticator: Authenticator, roles: dict[str, Role]) -> None:
+        self.authenticator = authenticator
+        self.roles = roles
+
+    async def _authorize(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        needed = self.roles.get(method)
+        if needed is None:
+            raise Forbidden(f"{method} has no role assigned: it is refused until it gets one")
+        principal = await self.authenticator.authorize(
+            method="RPC",
+            route=method,
+            authorization=_metadata(context, "authorization"),
+            tenant_header=_metadata(context, "x-tenant-id"),
+            actor_header=_metadata(context, "x-actor"),
+            needed=needed,
+        )
+        _PRINCIPAL.set(principal)
+
+    def _unary(self, behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await self._authorize(method, context)
+            return await behavior(request, context)
+
+        return call
+
+    def _stream(self, behavior: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            await self._authorize(method, context)
+            async for item in behavior(request, context):
+                yield item
+
+        return call
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(PUBLIC_SERVICES):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, method),  # type: ignore[arg-type]  # aio handlers are async
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(handler.stream_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        raise Forbidden(f"{method}: bidirectional streams are not served")
+
+
+__all__ = ["PUBLIC", "AuthInterceptor", "current_principal"]
