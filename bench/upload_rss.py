@@ -178,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
             "RAGSTREAM_NATS_URL": nats.url,
             "RAGSTREAM_POSTGRES_URL": postgres.url,
             "RAGSTREAM_LOG_LEVEL": "WARNING",
+            "RAGSTREAM_AUTH_MODE": "open",  # one gateway on localhost, as `make run` starts it
             "RAGSTREAM_GATEWAY_HTTP_PORT": str(http_port),
             "RAGSTREAM_GATEWAY_GRPC_PORT": str(grpc_port),
             "RAGSTREAM_GATEWAY_MAX_UPLOAD_BYTES": str(size + MIB),
