@@ -32,6 +32,18 @@ def test_long_names_are_cut_to_255_characters() -> None:
     assert len(clean_file_name("a" * 300 + ".md")) == 255
 
 
+def test_a_long_name_keeps_its_extension() -> None:
+    assert clean_file_name("a" * 5000 + ".docx") == "a" * 250 + ".docx"
+
+
+def test_a_long_name_is_cut_to_255_bytes_of_utf8_without_splitting_a_character() -> None:
+    cleaned = clean_file_name("é" * 300 + ".md")
+
+    assert cleaned.endswith(".md")
+    assert len(cleaned.encode()) <= 255
+    assert set(cleaned[:-3]) == {"é"}
+
+
 @pytest.mark.parametrize("raw", [None, "", "   ", "..", "../", "C:\\", "\x00\x01"])
 def test_a_name_with_nothing_usable_is_invalid_input(raw: str | None) -> None:
     with pytest.raises(InvalidInput, match="no usable file name"):
