@@ -81,6 +81,31 @@ def _text(meta: dict[str, Any], key: str) -> str | None:
     return value
 
 
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error object, the body of every refusal of these routes."""
+
+    error: OpenAIErrorDetail
+
+
+#: the refusals of the OpenAI-compatible routes, in OpenAI's error shape (a 422 of request
+#: validation keeps FastAPI's body, documented by ``document_errors``)
+OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIError, "description": description}
+    for status, description in (
+        (400, "The request is refused (e.g. the last message is not the user's); the message says why."),
+        (404, "The model (collection) is not known."),
+        (503, "Retrieval or generation is unavailable; retry later."),
+    )
+}
+
+
 def openai_error(error: Exception) -> JSONResponse:
     status = mapping_for(error).http_status
     kind = "invalid_request_error" if status < 500 else "api_error"
@@ -132,7 +157,7 @@ async def _chunks(prepared: Prepared, model: str) -> AsyncIterator[str]:
     yield "data: [DONE]\n\n"
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None, responses=OPENAI_ERRORS)
 async def chat_completions(
     request: Request, body: CompletionRequest, x_tenant_id: Annotated[str | None, Header()] = None
 ) -> JSONResponse | StreamingResponse:
@@ -172,7 +197,7 @@ async def chat_completions(
     )
 
 
-@router.get("/models")
+@router.get("/models", responses=OPENAI_ERRORS)
 async def list_models(request: Request, x_tenant_id: Annotated[str | None, Header()] = None) -> dict[str, Any]:
     """The collections chat knows (seen indexed, configured or chatted in) as models; any collection id
     works as ``model`` even when not listed."""

@@ -185,7 +185,10 @@ async def reembed_collection(
     return await reembed_many(request, tenant, ids, ports, actor)
 
 
-@router.delete("/collections/{collection_id}")
+@router.delete(
+    "/collections/{collection_id}",
+    responses={409: {"description": "It has documents (without cascade=true) or running jobs (without cancel=true)."}},
+)
 async def delete_collection(
     collection_id: str,
     ports: Ports,
