@@ -109,18 +109,21 @@ def error_handlers(app: FastAPI) -> None:
         return error_response(exc)
 
     async def on_data_error(_: Any, exc: Exception) -> JSONResponse:
-        # SQLSTATE class 22 (data exception): a value a client sent that PostgreSQL cannot hold,
-        # e.g. a NUL character in a query filter; fuzzing found these as 500s
-        return error_response(
-            InvalidInput(
-                f"a value of the request cannot be stored or searched: {str(exc).splitlines()[0]}; "
-                "accepted: text without NUL (0x00) characters, numbers and dates within range"
-            )
-        )
+        return error_response(invalid_data(exc))
 
     app.add_exception_handler(RagstreamError, on_error)
     app.add_exception_handler(psycopg.DataError, on_data_error)
     document_errors(app)
+
+
+def invalid_data(error: Exception) -> InvalidInput:
+    """A PostgreSQL data exception (SQLSTATE class 22: a value a client sent that PostgreSQL
+    cannot hold, e.g. a NUL character in a filter or a question) as the client's error; fuzzing
+    found these as 500s."""
+    return InvalidInput(
+        f"a value of the request cannot be stored or searched: {str(error).splitlines()[0]}; "
+        "accepted: text without NUL (0x00) characters, numbers and dates within range"
+    )
 
 
 def error_response(error: Exception) -> JSONResponse:

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
+import psycopg
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +25,7 @@ from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
 from ragstream_chat.rewrite import Turn
 from ragstream_core.errors import InvalidInput, RagstreamError, UnprocessableInput, mapping_for
+from ragstream_core.runtime import invalid_data
 from ragstream_core.tags import clean_tags
 
 router = APIRouter(prefix="/v1")
@@ -94,15 +96,22 @@ class OpenAIError(BaseModel):
     error: OpenAIErrorDetail
 
 
+class BodyNotParsed(BaseModel):
+    """FastAPI's answer to a body it cannot parse, given before the route runs."""
+
+    detail: Any
+
+
 #: the refusals of the OpenAI-compatible routes, in OpenAI's error shape (a 422 of request
 #: validation keeps FastAPI's body, documented by ``document_errors``)
 OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": OpenAIError, "description": description}
-    for status, description in (
-        (400, "The request is refused (e.g. the last message is not the user's); the message says why."),
-        (404, "The model (collection) is not known."),
-        (503, "Retrieval or generation is unavailable; retry later."),
-    )
+    400: {
+        "model": OpenAIError | BodyNotParsed,
+        "description": "The request is refused (e.g. the last message is not the user's; the message says why), "
+        "or its body could not be parsed (FastAPI's detail).",
+    },
+    404: {"model": OpenAIError, "description": "The model (collection) is not known."},
+    503: {"model": OpenAIError, "description": "Retrieval or generation is unavailable; retry later."},
 }
 
 
@@ -151,7 +160,9 @@ async def _chunks(prepared: Prepared, model: str) -> AsyncIterator[str]:
                     citations=event.result["citations"], sentences=event.result["sentences"],
                     usage=_usage(prepared.question.text, event.result["answer"]),
                 )  # fmt: skip
-    except RagstreamError as exc:  # after the 200: OpenAI's way, an error object in the stream
+    except (RagstreamError, psycopg.DataError) as exc:  # after the 200: OpenAI's way, an error object in the stream
+        if isinstance(exc, psycopg.DataError):
+            exc = invalid_data(exc)
         body = {"error": {"message": str(exc), "type": "api_error", "param": None, "code": type(exc).__name__}}
         yield f"data: {json.dumps(body)}\n\n"
     yield "data: [DONE]\n\n"
@@ -174,6 +185,8 @@ async def chat_completions(
         result = await answer_question(question, ports)
     except RagstreamError as exc:
         return openai_error(exc)
+    except psycopg.DataError as exc:
+        return openai_error(invalid_data(exc))
     return JSONResponse(
         {
             "id": f"chatcmpl-{result['message_id']}",

@@ -187,7 +187,10 @@ async def reembed_collection(
 
 @router.delete(
     "/collections/{collection_id}",
-    responses={409: {"description": "It has documents (without cascade=true) or running jobs (without cancel=true)."}},
+    responses={
+        202: {"description": "Deleted with its documents (cascade=true): delete_job_ids lists their delete jobs."},
+        409: {"description": "It has documents (without cascade=true) or running jobs (without cancel=true)."},
+    },
 )
 async def delete_collection(
     collection_id: str,
