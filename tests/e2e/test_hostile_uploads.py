@@ -34,10 +34,11 @@ FINAL = frozenset({"indexed", "failed", "deleted", "cancelled"})
 #: a line every /etc/passwd has; it must never reach a parsed document
 PASSWD_LINE = "root:x:0:0"
 #: the parser's and gateway's peak resident memory may grow at most this much over their peak
-#: after a benign document. Every bomb below inflates to 200 MiB - 10 GiB if read naively (the
-#: PNG declares 10^10 pixels = 30 GB of RGB), so a reader that inflated one would cross it; the
-#: legitimate work (Docling on a 4 MB CSV, a 1 MB HTML) stays well inside.
-RSS_GROWTH_BOUND = 1024 * 1024 * 1024
+#: after a benign document. Every bomb below inflates to 200 MiB - 30 GB if read naively (the PNG
+#: declares 10^10 RGB pixels), and the million-column CSV took the parser from 0.5 to 3.2 GB before
+#: the column limit; with the guards the parser grew 139 MiB (504 -> 643 MiB) and the gateway 5 MiB
+#: (test-output/e2e/hostile-memory.json), so 512 MiB leaves room and still catches any of them.
+RSS_GROWTH_BOUND = 512 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -355,15 +356,11 @@ async def test_xml_external_entities_in_docx_and_xlsx_are_never_resolved(
     marker = new_id("xxe")
     for name, data in (("xxe.docx", xxe_docx(marker, url)), ("xxe.xlsx", xxe_xlsx(marker, url))):
         response = await upload(http, hostile_stack, tenant, name, data)
-        job = await assert_contained(http, hostile_stack, tenant, response)
 
-        if job["status"] == "indexed":
-            text = parsed_text(hostile_stack, tenant, response.json()["document_id"])
-            assert marker in text, f"{name}: the visible text is missing from the parsed document"
-            assert PASSWD_LINE not in text, f"{name}: /etc/passwd was read into the document"
-            assert "NETWORK-FETCH-HAPPENED" not in text
-        else:
-            assert PASSWD_LINE not in str(job), f"{name}: /etc/passwd leaked into the error"
+        assert response.status_code == 422, f"{name}: {response.status_code} {response.text}"
+        assert "declares a DTD (<!DOCTYPE>)" in response.json()["detail"]
+        assert "accepted: Office and OpenDocument files without DTDs" in response.json()["detail"]
+        assert PASSWD_LINE not in response.text
     assert hits == [], f"an external entity was fetched: {hits}"
     assert_memory_bounded(hostile_stack, baseline_rss)
 
