@@ -98,7 +98,16 @@ def _question(tenant: str, collection_id: str, body: ChatRequest) -> Question:
     return Question(tenant, collection_id, body.question, body.top_k, body.conversation_id or "", filters=filters)
 
 
-@router.post("/collections/{collection_id}/chat", response_model=None)
+@router.post(
+    "/collections/{collection_id}/chat",
+    response_model=None,
+    responses={
+        200: {
+            "description": "The answer (JSON), or with stream=true or Accept: text/event-stream its events (SSE).",
+            "content": {"application/json": {}, "text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def chat(
     collection_id: str,
     body: ChatRequest,

@@ -82,7 +82,7 @@ def _spec(item: NewCollection) -> dict[str, Any]:
     return item.model_dump()
 
 
-@router.post("/collections", status_code=201)
+@router.post("/collections", status_code=201, responses={409: {"description": "A collection of that id exists."}})
 async def create_collection(body: NewCollection, ports: Ports, tenant: Tenant, actor: Actor) -> dict[str, Any]:
     """Create a collection with its settings; 409 if it exists."""
     settings = ports.settings
