@@ -3,8 +3,8 @@
 A stack of its own runs with secrets configured: the API key of the OpenAI-compatible provider
 (whose fake endpoint refuses it and, like a careless provider, quotes it back), and a password in
 the PostgreSQL URL. Uploads, bad uploads, chats (JSON and streamed) that fail at the provider and
-the readiness pages are exercised; then every service log, the traces file and every response
-body are searched for the secrets.
+the readiness pages (also with PostgreSQL stopped) are exercised; then every service log, the
+traces file and every response body are searched for the secrets.
 """
 
 from __future__ import annotations
@@ -152,6 +152,14 @@ async def test_no_secret_appears_in_logs_traces_or_error_bodies(
         assert "error" in streamed.text, streamed.text
         for service in ("ingest-gateway", "progress", "chat"):
             await keep(await http.get(f"{secret_stack.url(service)}/readyz"))
+        # PostgreSQL gone: the readiness pages and the API explain it, without the URL's password
+        assert secret_stack.postgres is not None
+        secret_stack.postgres.stop()
+        for service in ("ingest-gateway", "progress", "chat"):
+            ready = await keep(await http.get(f"{secret_stack.url(service)}/readyz"))
+            assert ready.status_code == 503, f"{service} is ready without PostgreSQL: {ready.text}"
+        down = await keep(await http.get(f"{gateway}/v1/collections/docs/documents", headers=headers))
+        assert down.status_code >= 500, down.text
     assert provider[1], "chat never called the provider"
     assert all(a == f"Bearer {API_KEY}" for a in provider[1]), "chat sent another key than the configured one"
 
