@@ -150,6 +150,8 @@ async def test_no_secret_appears_in_logs_traces_or_error_bodies(
             )
         )
         assert "error" in streamed.text, streamed.text
+        # the provider's quote of the key reached chat's error, with the key replaced
+        assert "Incorrect API key provided: ***" in streamed.text, streamed.text
         for service in ("ingest-gateway", "progress", "chat"):
             await keep(await http.get(f"{secret_stack.url(service)}/readyz"))
         # PostgreSQL gone: the readiness pages and the API explain it, without the URL's password
