@@ -96,7 +96,10 @@ async def create_collection(body: NewCollection, ports: Ports, tenant: Tenant, a
     return collection_body(row)
 
 
-@router.post("/collections/bulk")
+@router.post(
+    "/collections/bulk",
+    responses={413: {"description": "The request body is over the gateway's upload limit (every POST is bounded)."}},
+)
 async def create_collections(body: BulkCollections, ports: Ports, tenant: Tenant, actor: Actor) -> dict[str, Any]:
     """Create many collections in one statement (up to 10,000); existing ones are reported, not changed."""
     settings = ports.settings

@@ -32,7 +32,10 @@ class DirectUploadBody(BaseModel):
 @router.post(
     "/collections/{collection_id}/uploads",
     status_code=201,
-    responses={413: {"description": "The announced size_bytes is over the upload limit."}},
+    responses={
+        413: {"description": "The announced size_bytes is over the upload limit."},
+        415: {"description": "The announced file name has a type that cannot be parsed."},
+    },
 )
 async def open_upload(
     request: Request, collection_id: str, body: DirectUploadBody, ports: Ports, tenant: Tenant
