@@ -80,6 +80,11 @@ e2e-containers: install ## the production-engines e2e tests on every engine set,
 soak: install ## the fault suite (tests/e2e/test_faults*.py) with 500 documents per scenario
 	RAGSTREAM_FAULT_DOCS=$${RAGSTREAM_FAULT_DOCS:-500} $(PY) -m pytest -o timeout=3600 tests/e2e/test_faults*.py
 
+# Not part of `make test` (which runs the same file with a few examples per operation).
+.PHONY: fuzz
+fuzz: install ## schemathesis against the gateway's, progress' and chat's OpenAPI specs, RAGSTREAM_FUZZ_EXAMPLES (200) per operation
+	RAGSTREAM_FUZZ_EXAMPLES=$${RAGSTREAM_FUZZ_EXAMPLES:-200} $(PY) -m pytest -o timeout=7200 tests/e2e/test_fuzz.py
+
 # Beside `make run`: spans land in data/traces.jsonl when OTEL_EXPORTER_OTLP_ENDPOINT is not set.
 .PHONY: traces
 traces: install ## print the last job's trace as a tree (service, span, duration); JOB=<job id> for another, ALL=1 for SQL too

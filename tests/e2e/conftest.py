@@ -24,9 +24,10 @@ E2E_ENV = {
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "e2e"
 
 
-def start_stack(data_dir: Path, log_dir: Path, **options: Any) -> Stack:
-    """A stack with the end-to-end settings; ``options`` go to ``Stack`` (e.g. ``browser_origins``)."""
-    return Stack(data_dir=data_dir, log_dir=log_dir, env=dict(E2E_ENV), **options).start()
+def start_stack(data_dir: Path, log_dir: Path, *, env: dict[str, str] | None = None, **options: Any) -> Stack:
+    """A stack with the end-to-end settings, ``env`` added to them; ``options`` go to ``Stack``
+    (e.g. ``browser_origins``)."""
+    return Stack(data_dir=data_dir, log_dir=log_dir, env={**E2E_ENV, **(env or {})}, **options).start()
 
 
 def print_log_tails(log_dir: Path, lines: int = 40) -> None:

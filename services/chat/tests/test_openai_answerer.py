@@ -91,7 +91,9 @@ def completion_app(server: CompletionServer) -> FastAPI:
         body: ChatCompletionRequest, authorization: Annotated[str | None, Header()] = None
     ) -> dict[str, Any] | JSONResponse | StreamingResponse:
         if authorization != f"Bearer {API_KEY}":
-            return openai_error(401, "Incorrect API key provided.", "invalid_api_key")
+            # quoting the key sent, as a careless provider might (OpenAI masks it): errors must not show it
+            sent = (authorization or "").removeprefix("Bearer ")
+            return openai_error(401, f"Incorrect API key provided: {sent}.", "invalid_api_key")
         if body.model != MODEL:
             return openai_error(404, f"The model `{body.model}` does not exist.", "model_not_found")
         server.received.append(body)
@@ -311,6 +313,31 @@ async def test_stream_with_a_wrong_key_is_dependency_unavailable(completion_serv
     with pytest.raises(DependencyUnavailable, match=r"401 Unauthorized: .*Incorrect API key"):
         _ = [d async for d in answerer.stream("When?", [SearchHit(text=MALLARDS)])]
     await answerer.client.aclose()
+
+
+async def test_a_provider_error_quoting_the_key_never_shows_it(completion_server: CompletionServer) -> None:
+    secret = "sk-wrong-" + new_id("secret")
+    answerer = OpenAICompatibleAnswerer(base_url=completion_server.base_url, api_key=secret, model=MODEL, timeout_s=5)
+
+    with pytest.raises(DependencyUnavailable) as streamed:
+        _ = [d async for d in answerer.stream("When?", [SearchHit(text=MALLARDS)])]
+    await answerer.client.aclose()
+
+    assert "Incorrect API key provided: ***" in str(streamed.value)
+    assert secret not in str(streamed.value)
+
+
+async def test_a_password_in_the_base_url_never_shows_in_errors(completion_server: CompletionServer) -> None:
+    password = "pw-" + new_id("secret")
+    base_url = completion_server.base_url.replace("http://", f"http://ana:{password}@")
+    answerer = OpenAICompatibleAnswerer(base_url=base_url, api_key=API_KEY, model="no-such-model", timeout_s=5)
+
+    with pytest.raises(DependencyUnavailable) as failed:
+        await answerer.answer("When?", [SearchHit(text=MALLARDS)])
+    await answerer.client.aclose()
+
+    assert "the generation endpoint failed" in str(failed.value)
+    assert password not in str(failed.value)
 
 
 async def test_rewrite_asks_the_model_with_the_conversation(

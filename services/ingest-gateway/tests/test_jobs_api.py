@@ -322,3 +322,16 @@ async def test_a_dead_letter_is_listed_and_its_replay_retries_the_job(gateway_fa
     assert [d["replayed_at"] is not None for d in listed if d["sequence"] == letter["sequence"]] == [True]
     missing = await gateway.client.get("/v1/dead-letters/999999")
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("sequence", ["-7470569980", "0", str(2**64)])
+async def test_a_dead_letter_sequence_out_of_range_is_422_naming_the_bound(
+    gateway_factory: GatewayFactory, sequence: str
+) -> None:
+    gateway = await make(gateway_factory)
+
+    read = await gateway.client.get(f"/v1/dead-letters/{sequence}")
+    replay = await gateway.client.post(f"/v1/dead-letters/{sequence}:replay")
+
+    assert (read.status_code, replay.status_code) == (422, 422)
+    assert "greater than or equal to 1" in read.text or "less than or equal to" in read.text

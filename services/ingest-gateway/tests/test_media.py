@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import subprocess
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ragstream_core.errors import UnsupportedMediaType, UploadTooLarge
+from ragstream_core.errors import UnprocessableInput, UnsupportedMediaType, UploadTooLarge
 from ragstream_devstack.testing import CORPUS
 from ragstream_gateway.media import (
     CSV,
@@ -18,6 +19,7 @@ from ragstream_gateway.media import (
     EML,
     HTML,
     MARKDOWN,
+    MAX_XML_PROLOG_BYTES,
     ODP,
     ODS,
     ODT,
@@ -332,3 +334,38 @@ def test_a_zip_bomb_is_refused_before_anything_inflates_it() -> None:
 
 def test_a_highly_compressible_but_small_document_is_accepted() -> None:
     assert detect("small.docx", zip_bomb(8)) == DOCX
+
+
+def with_part(package: bytes, name: str, patch: Callable[[bytes], bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(package)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info.filename, patch(data) if info.filename == name else data)
+    return out.getvalue()
+
+
+XXE = b'<!DOCTYPE w:document [<!ENTITY file SYSTEM "file:///etc/passwd">]>'
+
+
+def test_a_docx_declaring_external_entities_is_422_before_any_reader_parses_it() -> None:
+    hostile = with_part(first("docx"), "word/document.xml", lambda xml: xml.replace(b"?>", b"?>" + XXE, 1))
+
+    with pytest.raises(UnprocessableInput, match=r"part word/document\.xml declares a DTD"):
+        detect("report.docx", hostile)
+
+
+def test_a_dtd_hidden_behind_a_long_comment_is_found_too() -> None:
+    padding = b"<!--" + b" " * 40_000 + b"-->"
+    hostile = with_part(first("docx"), "word/document.xml", lambda xml: xml.replace(b"?>", b"?>" + padding + XXE, 1))
+
+    with pytest.raises(UnprocessableInput, match="declares a DTD"):
+        detect("report.docx", hostile)
+
+
+def test_a_prolog_longer_than_the_limit_is_refused() -> None:
+    padding = b"<!--" + b" " * (MAX_XML_PROLOG_BYTES + 10) + b"-->"
+    hostile = with_part(first("docx"), "word/document.xml", lambda xml: xml.replace(b"?>", b"?>" + padding, 1))
+
+    with pytest.raises(UnprocessableInput, match="has no root element in its first"):
+        detect("report.docx", hostile)

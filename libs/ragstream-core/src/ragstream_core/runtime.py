@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import psycopg
 import structlog
 import uvicorn
 from fastapi import FastAPI, Response
@@ -26,7 +27,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
-from ragstream_core.errors import RagstreamError, Unauthenticated, mapping_for
+from ragstream_core.errors import InvalidInput, RagstreamError, Unauthenticated, mapping_for
+from ragstream_core.openapi_errors import document_errors
 from ragstream_core.telemetry import current_trace_id, shutdown_telemetry
 
 log = structlog.get_logger(__name__)
@@ -106,7 +108,22 @@ def error_handlers(app: FastAPI) -> None:
     async def on_error(_: Any, exc: Exception) -> JSONResponse:
         return error_response(exc)
 
+    async def on_data_error(_: Any, exc: Exception) -> JSONResponse:
+        return error_response(invalid_data(exc))
+
     app.add_exception_handler(RagstreamError, on_error)
+    app.add_exception_handler(psycopg.DataError, on_data_error)
+    document_errors(app)
+
+
+def invalid_data(error: Exception) -> InvalidInput:
+    """A PostgreSQL data exception (SQLSTATE class 22: a value a client sent that PostgreSQL
+    cannot hold, e.g. a NUL character in a filter or a question) as the client's error; fuzzing
+    found these as 500s."""
+    return InvalidInput(
+        f"a value of the request cannot be stored or searched: {str(error).splitlines()[0]}; "
+        "accepted: text without NUL (0x00) characters, numbers and dates within range"
+    )
 
 
 def error_response(error: Exception) -> JSONResponse:

@@ -17,6 +17,7 @@ import httpx
 from ragstream_chat.rewrite import Turn, rewrite_follow_up, terms
 from ragstream_core.errors import DependencyUnavailable
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit
+from ragstream_core.redaction import redact, url_password
 
 __all__ = ["Answer", "Answerer", "ExtractiveAnswerer", "OpenAICompatibleAnswerer", "Turn"]
 
@@ -107,6 +108,8 @@ class OpenAICompatibleAnswerer:
 
     def __init__(self, *, base_url: str, api_key: str, model: str, timeout_s: float) -> None:
         self.model = model
+        #: quoted provider answers and exceptions may carry these; errors never show them
+        self._secrets = (api_key, url_password(base_url))
         self.client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
@@ -124,16 +127,20 @@ class OpenAICompatibleAnswerer:
             {"role": "user", "content": f"Passages:\n{context}\n\nQuestion: {question}"},
         ]
 
+    def _failure(self, message: str) -> DependencyUnavailable:
+        """The provider failed: the error says how, without any configured secret."""
+        return DependencyUnavailable(redact(message, self._secrets))
+
     async def _complete(self, messages: list[dict[str, str]]) -> str:
         try:
             response = await self.client.post("/chat/completions", json={"model": self.model, "messages": messages})
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            raise DependencyUnavailable(f"the generation endpoint failed: {exc}") from exc
+            raise self._failure(f"the generation endpoint failed: {exc}") from exc
         try:
             return str(response.json()["choices"][0]["message"]["content"] or "")
         except (ValueError, LookupError, TypeError) as exc:  # an HTML page, an error object, no choices
-            raise DependencyUnavailable(
+            raise self._failure(
                 f"the generation endpoint {response.request.url} answered without a chat completion: {exc!r}"
             ) from exc
 
@@ -160,23 +167,26 @@ class OpenAICompatibleAnswerer:
             async with self.client.stream("POST", "/chat/completions", json=body) as response:
                 if response.is_error:
                     await response.aread()
-                    raise DependencyUnavailable(
+                    raise self._failure(
                         f"the generation endpoint failed: {response.status_code} {response.reason_phrase}: "
                         f"{response.text[:300]}"
                     )
                 if not response.headers.get("content-type", "").startswith("text/event-stream"):
-                    raise DependencyUnavailable(
+                    raise self._failure(
                         f"the generation endpoint {response.request.url} answered without a chat completion stream "
                         f"(content-type {response.headers.get('content-type')!r})"
                     )
                 async for line in response.aiter_lines():
-                    delta = _delta_of(line)
+                    try:
+                        delta = _delta_of(line)
+                    except DependencyUnavailable as exc:
+                        raise self._failure(str(exc)) from exc
                     if delta is None:
                         return
                     if delta:
                         yield delta
         except httpx.HTTPError as exc:
-            raise DependencyUnavailable(f"the generation endpoint failed: {exc}") from exc
+            raise self._failure(f"the generation endpoint failed: {exc}") from exc
 
 
 def _delta_of(line: str) -> str | None:

@@ -106,7 +106,24 @@ def _question(tenant: str, collection_id: str, body: ChatRequest) -> Question:
     return Question(tenant, collection_id, body.question, body.top_k, body.conversation_id or "", filters=filters)
 
 
-@router.post("/collections/{collection_id}/chat", response_model=None)
+#: one Server-Sent Event of a streamed answer: its name (started, citation, delta, sentence, done,
+#: error) and its JSON data
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}},
+}
+
+
+@router.post(
+    "/collections/{collection_id}/chat",
+    response_model=None,
+    responses={
+        200: {
+            "description": "The answer (JSON), or with stream=true or Accept: text/event-stream its events (SSE).",
+            "content": {"application/json": {}, "text/event-stream": {"schema": SSE_EVENT}},
+        }
+    },
+)
 async def chat(
     collection_id: str,
     body: ChatRequest,

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +26,7 @@ from ragstream_chat.retrieval import Filters
 from ragstream_chat.rewrite import Turn
 from ragstream_core.auth import Caller
 from ragstream_core.errors import InvalidInput, RagstreamError, UnprocessableInput, mapping_for
+from ragstream_core.runtime import invalid_data
 from ragstream_core.tags import clean_tags
 
 router = APIRouter(prefix="/v1")
@@ -82,6 +84,38 @@ def _text(meta: dict[str, Any], key: str) -> str | None:
     return value
 
 
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error object, the body of every refusal of these routes."""
+
+    error: OpenAIErrorDetail
+
+
+class BodyNotParsed(BaseModel):
+    """FastAPI's answer to a body it cannot parse, given before the route runs."""
+
+    detail: Any
+
+
+#: the refusals of the OpenAI-compatible routes, in OpenAI's error shape (a 422 of request
+#: validation keeps FastAPI's body, documented by ``document_errors``)
+OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": OpenAIError | BodyNotParsed,
+        "description": "The request is refused (e.g. the last message is not the user's; the message says why), "
+        "or its body could not be parsed (FastAPI's detail).",
+    },
+    404: {"model": OpenAIError, "description": "The model (collection) is not known."},
+    503: {"model": OpenAIError, "description": "Retrieval or generation is unavailable; retry later."},
+}
+
+
 def openai_error(error: Exception) -> JSONResponse:
     status = mapping_for(error).http_status
     kind = "invalid_request_error" if status < 500 else "api_error"
@@ -127,13 +161,15 @@ async def _chunks(prepared: Prepared, model: str) -> AsyncIterator[str]:
                     citations=event.result["citations"], sentences=event.result["sentences"],
                     usage=_usage(prepared.question.text, event.result["answer"]),
                 )  # fmt: skip
-    except RagstreamError as exc:  # after the 200: OpenAI's way, an error object in the stream
+    except (RagstreamError, psycopg.DataError) as exc:  # after the 200: OpenAI's way, an error object in the stream
+        if isinstance(exc, psycopg.DataError):
+            exc = invalid_data(exc)
         body = {"error": {"message": str(exc), "type": "api_error", "param": None, "code": type(exc).__name__}}
         yield f"data: {json.dumps(body)}\n\n"
     yield "data: [DONE]\n\n"
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None, responses=OPENAI_ERRORS)
 async def chat_completions(
     request: Request, body: CompletionRequest, caller: Caller
 ) -> JSONResponse | StreamingResponse:
@@ -150,6 +186,8 @@ async def chat_completions(
         result = await answer_question(question, ports)
     except RagstreamError as exc:
         return openai_error(exc)
+    except psycopg.DataError as exc:
+        return openai_error(invalid_data(exc))
     return JSONResponse(
         {
             "id": f"chatcmpl-{result['message_id']}",
@@ -173,7 +211,7 @@ async def chat_completions(
     )
 
 
-@router.get("/models")
+@router.get("/models", responses=OPENAI_ERRORS)
 async def list_models(request: Request, caller: Caller) -> dict[str, Any]:
     """The collections chat knows (seen indexed, configured or chatted in) as models; any collection id
     works as ``model`` even when not listed."""

@@ -101,7 +101,15 @@ def form_tags(values: list[str] | None) -> list[str] | None:
     return None if values is None else clean_tags(values, split_commas=True)
 
 
-@router.post("/collections/{collection_id}/documents", status_code=202)
+@router.post(
+    "/collections/{collection_id}/documents",
+    status_code=202,
+    responses={
+        200: {"description": "The same bytes are already in the collection: the existing version, unchanged: true."},
+        413: {"description": "The file is over the size limit, or its ZIP container would expand too far."},
+        415: {"description": "A type that cannot be parsed, or content contradicting the file name."},
+    },
+)
 async def upload_document(
     request: Request,
     collection_id: str,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
 
 from ragstream_core.auth import PUBLIC, Authenticator, RolePolicy, authorize
-from ragstream_core.errors import UploadTooLarge
+from ragstream_core.errors import InvalidInput, UploadTooLarge
 from ragstream_core.runtime import error_handlers, error_response
 from ragstream_gateway.api import router as documents_router
 from ragstream_gateway.auth_repository import AuthRepository
@@ -41,6 +44,26 @@ class RejectOversized:
         await self.app(scope, receive, send)
 
 
+#: python-multipart's limit on one header line of a part (its DEFAULT_MAX_HEADER_SIZE)
+MAX_PART_HEADER_BYTES = 4096 + 128
+
+
+async def explain_multipart_errors(request: Request, exc: Exception) -> Response:
+    """Starlette answers any unreadable multipart body with "Invalid multipart data."; say what
+    the parser found (e.g. a file name of 5,000 characters overflows a part's header) and what
+    is accepted. Every other HTTP error keeps FastAPI's answer."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.detail == "Invalid multipart data.":
+        reason = exc.__context__.__cause__ if exc.__context__ is not None else None
+        return error_response(
+            InvalidInput(
+                f"the multipart body could not be read: {reason or 'malformed'}; accepted: multipart/form-data "
+                f"whose part headers are at most {MAX_PART_HEADER_BYTES} bytes each (file names are kept to 255 bytes)"
+            )
+        )
+    return await http_exception_handler(request, exc)
+
+
 #: the role of each route where the default (GET: viewer, else editor) is not right
 ROLES: RolePolicy = {
     ("PUT", "/v1/uploads/{upload_id}"): PUBLIC,  # the URL's one-time token is its credential
@@ -69,6 +92,7 @@ def create_app(ports: GatewayPorts, *, progress_url: str, authenticator: Authent
     app.state.authenticator = authenticator
     app.state.auth_repository = AuthRepository(ports.documents.pool)
     error_handlers(app)
+    app.add_exception_handler(HTTPException, explain_multipart_errors)
 
     app.add_middleware(RejectOversized, limit=ports.settings.max_upload_bytes)
     routers = (documents_router, collections_router, batch_router, direct_upload_router, jobs_router, web_router)

@@ -82,7 +82,7 @@ def _spec(item: NewCollection) -> dict[str, Any]:
     return item.model_dump()
 
 
-@router.post("/collections", status_code=201)
+@router.post("/collections", status_code=201, responses={409: {"description": "A collection of that id exists."}})
 async def create_collection(body: NewCollection, ports: Ports, tenant: Tenant, actor: Actor) -> dict[str, Any]:
     """Create a collection with its settings; 409 if it exists."""
     settings = ports.settings
@@ -96,7 +96,10 @@ async def create_collection(body: NewCollection, ports: Ports, tenant: Tenant, a
     return collection_body(row)
 
 
-@router.post("/collections/bulk")
+@router.post(
+    "/collections/bulk",
+    responses={413: {"description": "The request body is over the gateway's upload limit (every POST is bounded)."}},
+)
 async def create_collections(body: BulkCollections, ports: Ports, tenant: Tenant, actor: Actor) -> dict[str, Any]:
     """Create many collections in one statement (up to 10,000); existing ones are reported, not changed."""
     settings = ports.settings
@@ -185,7 +188,13 @@ async def reembed_collection(
     return await reembed_many(request, tenant, ids, ports, actor)
 
 
-@router.delete("/collections/{collection_id}")
+@router.delete(
+    "/collections/{collection_id}",
+    responses={
+        202: {"description": "Deleted with its documents (cascade=true): delete_job_ids lists their delete jobs."},
+        409: {"description": "It has documents (without cascade=true) or running jobs (without cancel=true)."},
+    },
+)
 async def delete_collection(
     collection_id: str,
     ports: Ports,

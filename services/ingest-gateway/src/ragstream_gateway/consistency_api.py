@@ -27,7 +27,7 @@ def _check(request: Request) -> ConsistencyCheck:
     return check
 
 
-@router.get("/consistency")
+@router.get("/consistency", responses={404: {"description": "The collection_id given is not known."}})
 async def check_consistency(
     request: Request,
     tenant: Tenant,
@@ -42,7 +42,7 @@ async def check_consistency(
     return report.body()
 
 
-@router.post("/consistency/repair")
+@router.post("/consistency/repair", responses={404: {"description": "The collection_id given is not known."}})
 async def repair_consistency(
     request: Request,
     ports: Ports,

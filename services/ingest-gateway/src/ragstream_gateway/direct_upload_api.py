@@ -29,7 +29,14 @@ class DirectUploadBody(BaseModel):
     )
 
 
-@router.post("/collections/{collection_id}/uploads", status_code=201)
+@router.post(
+    "/collections/{collection_id}/uploads",
+    status_code=201,
+    responses={
+        413: {"description": "The announced size_bytes is over the upload limit."},
+        415: {"description": "The announced file name has a type that cannot be parsed."},
+    },
+)
 async def open_upload(
     request: Request, collection_id: str, body: DirectUploadBody, ports: Ports, tenant: Tenant, actor: Actor
 ) -> dict[str, Any]:
@@ -87,7 +94,18 @@ async def put_upload_bytes(
     }
 
 
-@router.post("/uploads/{upload_id}/finalize", name="finalize_upload_route", status_code=202)
+@router.post(
+    "/uploads/{upload_id}/finalize",
+    name="finalize_upload_route",
+    status_code=202,
+    responses={
+        200: {"description": "The same bytes are already in the collection (unchanged), or finalized before."},
+        409: {"description": "Nothing was uploaded yet."},
+        410: {"description": "The upload expired."},
+        413: {"description": "The bytes are over the size limit, or would expand too far."},
+        415: {"description": "A type that cannot be parsed, or content contradicting the file name."},
+    },
+)
 async def finalize(request: Request, upload_id: str, ports: Ports, tenant: Tenant) -> JSONResponse:
     """Check the stored bytes and start the job: the single upload's body (202, or 200 if unchanged).
 

@@ -86,7 +86,19 @@ def clean_file_name(raw: str | None) -> str:
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().strip(".")
     if not name:
         raise InvalidInput("the upload has no usable file name; send it as multipart field 'file' with a filename")
-    return name[:255]
+    return _cut_keeping_extension(name, max_bytes=255)
+
+
+def _cut_keeping_extension(name: str, *, max_bytes: int) -> str:
+    """The name in at most ``max_bytes`` of UTF-8 (file systems' limit), its extension kept: the
+    extension decides how the file is read, so cutting it off would change the document's type."""
+    if len(name.encode()) <= max_bytes:
+        return name
+    suffix = PurePosixPath(name).suffix
+    if len(suffix.encode()) > 16:  # not an extension we read: cut the whole name
+        suffix = ""
+    stem = name[: len(name) - len(suffix)].encode()[: max_bytes - len(suffix.encode())]
+    return stem.decode(errors="ignore") + suffix
 
 
 def fingerprint(source: BinaryIO, *, max_bytes: int) -> tuple[str, int]:

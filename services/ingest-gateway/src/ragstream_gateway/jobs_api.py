@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from ragstream_core.bus import Bus
@@ -134,12 +134,19 @@ async def steer_batch(batch_id: str, action: Action, ports: Ports, tenant: Tenan
     return await _steer(ports, tenant, action, actor, batch_id=check_identifier("batch", batch_id))
 
 
+#: a dead letter's position in the dead-letter stream (JetStream sequences are unsigned 64-bit, from 1);
+#: a negative one reached JetStream and came back as a 500 before this bound
+Sequence = Annotated[int, Path(ge=1, le=2**64 - 1, description="The dead letter's sequence number.")]
+
+
 @router.get("/dead-letters")
 async def dead_letters(
     ports: Ports,
     tenant: Tenant,
     stage: str | None = None,
-    before: Annotated[int | None, Query(description="Cursor: the next_before of the previous page.")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**64 - 1, description="Cursor: the next_before of the previous page.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Messages the stages gave up on, newest first: stage, reason, deliveries, job and document."""
@@ -147,13 +154,13 @@ async def dead_letters(
 
 
 @router.get("/dead-letters/{sequence}")
-async def one_dead_letter(sequence: int, ports: Ports, tenant: Tenant) -> dict[str, Any]:
+async def one_dead_letter(sequence: Sequence, ports: Ports, tenant: Tenant) -> dict[str, Any]:
     entry, _ = await dead_letter(_bus(ports), tenant, sequence)
     return entry
 
 
 @router.post("/dead-letters/{sequence}:replay", status_code=202)
-async def replay(sequence: int, ports: Ports, tenant: Tenant, actor: Actor) -> dict[str, Any]:
+async def replay(sequence: Sequence, ports: Ports, tenant: Tenant, actor: Actor) -> dict[str, Any]:
     """Replay a dead letter after a fix: its failed job runs again, or its event is published again."""
     result = await replay_dead_letter(ports, _bus(ports), tenant, sequence, actor=actor)
     ports.scheduler.wake()

@@ -22,7 +22,7 @@ import zipfile
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from ragstream_core.errors import UnsupportedMediaType, UploadTooLarge
+from ragstream_core.errors import UnprocessableInput, UnsupportedMediaType, UploadTooLarge
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -121,6 +121,39 @@ def _check_expansion(archive: zipfile.ZipFile, compressed: int) -> None:
         )
 
 
+#: how much of an XML part may come before its root element (declaration, comments)
+MAX_XML_PROLOG_BYTES = 64 * 1024
+_ROOT_START = re.compile(rb"<[A-Za-z_]")
+
+
+def _check_no_dtd(archive: zipfile.ZipFile) -> None:
+    """Refuse an Office or OpenDocument package whose XML parts declare a DTD.
+
+    A DTD is how XML external entities (``<!ENTITY x SYSTEM "file:///etc/passwd">``) and entity
+    expansion bombs come in; Office and LibreOffice never write one in these packages. Only each
+    part's prolog is read (at most ``MAX_XML_PROLOG_BYTES``), never a whole part.
+    """
+    for info in archive.infolist():
+        if not info.filename.endswith((".xml", ".rels")) or info.file_size == 0:
+            continue
+        with archive.open(info) as part:
+            head = part.read(MAX_XML_PROLOG_BYTES)
+        root = _ROOT_START.search(head)
+        prolog = head[: root.start()] if root else head
+        if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
+            raise UnprocessableInput(
+                f"the document's part {info.filename} declares a DTD (<!DOCTYPE>), which can make a reader fetch "
+                "files or URLs (XML external entities); accepted: Office and OpenDocument files without DTDs, as "
+                "Office and LibreOffice write them"
+            )
+        markup = head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")  # not XML at all: its reader refuses it
+        if markup and root is None and len(head) == MAX_XML_PROLOG_BYTES:
+            raise UnprocessableInput(
+                f"the document's part {info.filename} has no root element in its first {MAX_XML_PROLOG_BYTES} "
+                "bytes; accepted: XML parts whose declaration and comments come to less than that"
+            )
+
+
 def _zip_kind(source: BinaryIO) -> str | None:
     source.seek(0, 2)
     compressed = source.tell()
@@ -128,6 +161,7 @@ def _zip_kind(source: BinaryIO) -> str | None:
     try:
         with zipfile.ZipFile(source) as archive:
             _check_expansion(archive, compressed)
+            _check_no_dtd(archive)
             names = set(archive.namelist())
             opendocument = archive.read("mimetype")[:100] if "mimetype" in names else b""
     except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, OSError, EOFError, RuntimeError):

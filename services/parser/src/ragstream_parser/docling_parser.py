@@ -137,6 +137,7 @@ class DoclingParser:
         from docling.datamodel.base_models import ConversionStatus, DocumentStream
 
         from ragstream_parser.chunking import check_strategy
+        from ragstream_parser.nesting import check_html_depth
         from ragstream_parser.pdf_structure import structure_pdf
 
         check_strategy(options.chunking)
@@ -150,6 +151,8 @@ class DoclingParser:
         extension = _EXTENSION_OF.get(media_type)
         if extension is None:
             raise UnreadableDocument(f"the parser has no reader for {media_type!r} ({file_name})")
+        if extension == ".html":
+            check_html_depth(data, file_name=file_name)
         stream = DocumentStream(name=f"document{extension}", stream=io.BytesIO(data))
         staged = (
             _StagedProgress(progress, conversion_share=_CONVERSION_SHARE.get(extension, _DEFAULT_CONVERSION_SHARE))

@@ -30,6 +30,10 @@ DELIMITERS = (",", ";", "\t", "|")
 MAX_ROW_WARNINGS = 20
 #: rows between two progress reports
 _PROGRESS_ROWS = 100
+#: the widest table read: a spreadsheet's own limit (Excel: 16,384 columns). Every row becomes one
+#: line naming each column, so a CSV of a million one-byte columns (4 MB) would become a single
+#: "row" of millions of tokens, which took the parser past 3 GB before this limit.
+MAX_COLUMNS = 16_384
 _SNIFF_LINES = 50
 
 
@@ -62,7 +66,7 @@ def read_csv(data: bytes, *, file_name: str) -> tuple[Table, list[str]]:
     text, warnings = _decode(data, file_name=file_name)
     delimiter = sniff_delimiter(text)
     try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        records = list(_bounded(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), file_name=file_name))
     except csv.Error as exc:
         raise UnreadableDocument(f"{file_name!r} is not a readable CSV: {exc}") from exc
     numbered = [(number, [cell.strip() for cell in record]) for number, record in enumerate(records, start=1)]
@@ -90,6 +94,25 @@ def read_csv(data: bytes, *, file_name: str) -> tuple[Table, list[str]]:
     return Table(heading_path=[file_name], columns=columns, rows=rows, pages=[1]), warnings
 
 
+def _bounded(records: Iterator[list[str]], *, file_name: str) -> Iterator[list[str]]:
+    """The records, refusing (``UnreadableDocument``) at the first wider than ``MAX_COLUMNS``."""
+    for number, record in enumerate(records, start=1):
+        if len(record) > MAX_COLUMNS:
+            raise UnreadableDocument(
+                f"{file_name!r} row {number} has {len(record)} columns; accepted: at most {MAX_COLUMNS} "
+                "(a spreadsheet's limit)"
+            )
+        yield record
+
+
+def check_width(columns: int, *, file_name: str) -> None:
+    """Raise ``UnreadableDocument`` if a table has more than ``MAX_COLUMNS`` columns."""
+    if columns > MAX_COLUMNS:
+        raise UnreadableDocument(
+            f"{file_name!r} has {columns} columns; accepted: at most {MAX_COLUMNS} (a spreadsheet's limit)"
+        )
+
+
 def sniff_delimiter(text: str) -> str:
     """The delimiter giving the most non-trivial rows of the most common width (comma on a tie)."""
     sample = text.splitlines()[:_SNIFF_LINES]
@@ -114,6 +137,7 @@ def read_parquet(data: bytes, *, file_name: str) -> Table:
     try:
         parquet = pq.ParquetFile(pa.BufferReader(data))
         columns = [str(name) for name in parquet.schema_arrow.names]
+        check_width(len(columns), file_name=file_name)
         rows = [
             [cell_text(record.get(name)) for name in columns]
             for batch in parquet.iter_batches()
