@@ -25,7 +25,8 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,6 +47,8 @@ from schemathesis.core.failures import FailureGroup
 from ragstream_devstack.identity import identity_headers
 from ragstream_devstack.stack import Stack
 from ragstream_devstack.testing import new_id
+
+FUZZ_LOGS = Path(__file__).resolve().parents[2] / "test-output" / "e2e" / "logs-fuzz"
 
 #: generated requests per operation and mode: small in `make test`, large in `make fuzz`
 EXAMPLES = int(os.environ.get("RAGSTREAM_FUZZ_EXAMPLES", "6"))
@@ -81,6 +84,15 @@ class TenantA:
             "conversation_id": self.conversation_id,
             "collection_id": self.collection,
         }
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, start_stack: Callable[..., Stack]) -> Iterator[Stack]:
+    """The fuzz test's own stack (it overrides the shared one): its thousands of odd requests and
+    the uploads they make stay out of the other tests' metrics, traces and queues."""
+    running = start_stack(tmp_path_factory.mktemp("fuzz"), FUZZ_LOGS)
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="module")

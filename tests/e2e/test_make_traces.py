@@ -32,13 +32,15 @@ async def test_make_traces_prints_the_last_jobs_hops_through_every_service(clien
     [job] = await client.wait_done([upload.json()["job_id"]])
     assert job["status"] == "indexed", job
 
-    # spans reach the file within the services' batch delay (1 s under make run): poll for chat's
+    # spans reach the file within the services' batch delay (1 s under make run): poll until every service's are in
     deadline = time.monotonic() + 30
     output = ""
     while time.monotonic() < deadline:
         result = print_trace(stack, "--job", job["job_id"])
         output = result.stdout
-        if "process ragstream.events.index.updated" in output and " chat " in output:
+        if "process ragstream.events.index.updated" in output and all(
+            f" {service} " in output for service in ("ingest-gateway", "parser", "embedder", "progress", "chat")
+        ):
             break
         await asyncio.sleep(0.5)
 

@@ -134,5 +134,7 @@ def test_names_carry_units_and_label_sets_stay_bounded(scraped: dict[str, Any], 
             assert metric.name.endswith(("_seconds", "_bytes")), metric.name
         if metric.type == "gauge":
             assert metric.name.endswith(UNIT_SUFFIXES) or metric.name.startswith("ragstream_chat_local_"), metric.name
-        series = {tuple(sorted(s.labels.items())) for s in metric.samples}
-        assert len(series) < 500, f"{metric.name} has {len(series)} series"
+        # label sets, a histogram's buckets (`le`: a fixed multiple) aside; they must not grow with
+        # ids or paths (the fuzz test, on this same stack, has called every route with odd input)
+        series = {tuple(sorted((k, v) for k, v in s.labels.items() if k != "le")) for s in metric.samples}
+        assert len(series) < 500, f"{metric.name} has {len(series)} label sets"
