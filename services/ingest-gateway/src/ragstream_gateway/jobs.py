@@ -53,7 +53,8 @@ _RELEASE_LOCK = 0x5245_4C53  # "RELS"
 
 _RELEASABLE = """
 WITH live AS (
-    SELECT v.job_id, v.created_at, v.released_at, v.priority, v.paused, v.batch_id, d.tenant_id, d.collection_id
+    SELECT v.job_id, v.created_at, v.released_at, v.published_at, v.priority, v.paused, v.batch_id, d.tenant_id,
+           d.collection_id
     FROM gateway.document_versions v JOIN gateway.documents d USING (document_id)
     WHERE v.status = 'processing' AND d.deleted_at IS NULL
 ),
@@ -67,7 +68,9 @@ queued AS (
     FROM live l
     JOIN gateway.collections c USING (tenant_id, collection_id)
     LEFT JOIN gateway.batches b ON b.tenant_id = l.tenant_id AND b.batch_id = l.batch_id
-    WHERE l.released_at IS NULL AND NOT l.paused AND NOT c.paused AND NOT COALESCE(b.paused, false)
+    -- released only once announced: doc.released never precedes the job's doc.uploaded in the stream
+    WHERE l.released_at IS NULL AND l.published_at IS NOT NULL
+      AND NOT l.paused AND NOT c.paused AND NOT COALESCE(b.paused, false)
 )
 SELECT q.job_id,
        q.pos + COALESCE(r.n, 0) > COALESCE(c.max_concurrent, %(cap)s) AS over_cap
