@@ -133,7 +133,8 @@ class Stack:
         for spec in SERVICES:
             if spec.migrates:
                 subprocess.run([sys.executable, "-m", spec.module, "migrate"], env=self.service_env(), check=True)
-        for attempt in range(1, PORT_ATTEMPTS + 1):
+        attempt = 1
+        while True:
             for spec in SERVICES:
                 self.start_service(spec.name, wait=False)
             try:
@@ -149,7 +150,7 @@ class Stack:
                 for spec in reversed(SERVICES):
                     self.stop_service(spec.name)
                 self._choose_ports()
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def service_env(self) -> dict[str, str]:
         assert self.postgres
