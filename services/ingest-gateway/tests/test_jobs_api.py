@@ -15,9 +15,10 @@ import pytest
 from ragstream_core.bus import Delivery
 from ragstream_core.control import JobCancelled, JobPaused
 from ragstream_core.errors import InvalidInput
-from ragstream_core.events import EVENTS_STREAM, SUBJECT_OF
+from ragstream_core.events import EVENTS_STREAM, SUBJECT_OF, TENANT_HEADER
 from ragstream_core.proto.ragstream.v1.events_pb2 import (
     DocReleased,
+    DocUploaded,
     EventMeta,
     IndexUpdated,
     JobControlled,
@@ -335,3 +336,53 @@ async def test_a_dead_letter_sequence_out_of_range_is_422_naming_the_bound(
 
     assert (read.status_code, replay.status_code) == (422, 422)
     assert "greater than or equal to 1" in read.text or "less than or equal to" in read.text
+
+
+async def test_a_dead_letter_that_cannot_be_read_is_shown_only_to_the_tenant_it_names(
+    gateway_factory: GatewayFactory,
+) -> None:
+    """A body this version cannot decode is listed by its Ragstream-Tenant header; one naming no
+    tenant only to the operators' (default) tenant, never to every tenant."""
+    gateway = await make(gateway_factory)
+    owner, other = new_id("tenant"), new_id("tenant")
+    sequences: dict[str, int] = {}
+    for name, tenant in (("named", owner), ("nameless", None)):
+        headers = {
+            "Ragstream-Dlq-Subject": SUBJECT_OF[DocReleased],
+            "Ragstream-Dlq-Reason": "undecodable DocReleased: truncated message",
+            "Ragstream-Dlq-Stage": "parsing",
+            "Ragstream-Dlq-Deliveries": "1",
+        }
+        if tenant:
+            headers[TENANT_HEADER] = tenant
+        ack = await gateway.bus.js.publish("ragstream.dlq.parsing", b"\xff\xff not protobuf", headers=headers)
+        sequences[name] = ack.seq
+
+    async def seen_by(tenant: str) -> set[str]:
+        response = await gateway.client.get("/v1/dead-letters?limit=500", headers={"X-Tenant-Id": tenant})
+        assert response.status_code == 200, response.text
+        listed = {d["sequence"] for d in response.json()["dead_letters"]}
+        return {name for name, seq in sequences.items() if seq in listed}
+
+    assert await seen_by(owner) == {"named"}
+    assert await seen_by(other) == set()
+    assert await seen_by(gateway.ports.settings.default_tenant) == {"nameless"}
+    one = await gateway.client.get(f"/v1/dead-letters/{sequences['nameless']}", headers={"X-Tenant-Id": owner})
+    assert one.status_code == 404
+    named = await gateway.client.get(f"/v1/dead-letters/{sequences['named']}", headers={"X-Tenant-Id": owner})
+    assert (named.status_code, named.json()["tenant_id"], named.json()["event_type"]) == (200, owner, None)
+
+
+async def test_published_events_name_their_tenant_in_a_header(gateway_factory: GatewayFactory) -> None:
+    gateway = await make(gateway_factory)
+    tenant = new_id("tenant")
+    response = await gateway.upload(new_id("col"), "named.md", b"# named\n\nA tenant's upload.\n", tenant=tenant)
+    assert response.status_code == 202, response.text
+
+    async def last_uploaded() -> Any:
+        return await gateway.bus.js.get_last_msg(EVENTS_STREAM, "ragstream.events.doc.uploaded")
+
+    last = await eventually(
+        last_uploaded, until=lambda m: DocUploaded.FromString(m.data or b"").meta.job_id == response.json()["job_id"]
+    )
+    assert (last.headers or {}).get(TENANT_HEADER) == tenant

@@ -57,6 +57,7 @@ from ragstream_core.events import (
     EVENTS_STREAM,
     EVENTS_SUBJECTS,
     SUBJECT_OF,
+    TENANT_HEADER,
     TYPE_HEADER,
     TYPE_OF_SUBJECT,
     message_id,
@@ -242,6 +243,9 @@ class Bus:
             attributes=messaging_attributes(subject, "publish", msg_id, getattr(event, "meta", None)),
         ):
             headers = {"Nats-Msg-Id": msg_id, TYPE_HEADER: event.DESCRIPTOR.full_name}
+            tenant = getattr(getattr(event, "meta", None), "tenant_id", "")
+            if tenant:
+                headers[TENANT_HEADER] = tenant
             propagate.inject(headers)
             await self.js.publish(subject, event.SerializeToString(), headers=headers, timeout=10)
 

@@ -50,6 +50,8 @@ SUBJECT_OF: dict[type[Message], str] = {
 }
 TYPE_OF_SUBJECT: dict[str, type[Message]] = {subject: t for t, subject in SUBJECT_OF.items()}
 TYPE_HEADER = "Ragstream-Type"
+#: the tenant of an event, beside its body: a dead letter whose body cannot be read still names its owner
+TENANT_HEADER = "Ragstream-Tenant"
 
 _POINT_NAMESPACE = uuid.UUID("6f1c2a9e-3b1d-4c55-9a0e-5d2f1b7c8e40")
 

@@ -4,6 +4,11 @@ A replay after a fix either retries the job (when the dead letter failed it: a n
 start, like ``POST /v1/jobs/{id}:retry``) or, for a message an observer could not apply (the
 progress projection, the gateway's own tracker), publishes the original event again under a new
 message id, so every consumer of its subject sees it once more (they are idempotent).
+
+Each tenant sees its own dead letters: the tenant of the event's body, else of its
+``Ragstream-Tenant`` header (a body this version cannot read still names its owner). A message
+that names no tenant at all (published by something other than a ragstream service) is shown
+only to the operators' tenant, ``RAGSTREAM_DEFAULT_TENANT`` (the bootstrap admin key's).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from google.protobuf.message import DecodeError, Message
 
 from ragstream_core.bus import Bus
 from ragstream_core.errors import NotFound
-from ragstream_core.events import DEAD_LETTER_STREAM, TYPE_OF_SUBJECT, message_id
+from ragstream_core.events import DEAD_LETTER_STREAM, TENANT_HEADER, TYPE_OF_SUBJECT, message_id
 from ragstream_gateway.jobs import retry_job
 from ragstream_gateway.ports import GatewayPorts
 
@@ -43,12 +48,17 @@ def _entry(seq: int, headers: dict[str, str], data: bytes, at: datetime | None) 
         "subject": subject,
         "event_type": type(event).__name__ if event is not None else None,
         "job_id": meta.job_id if meta else None,
-        "tenant_id": meta.tenant_id if meta else None,
+        "tenant_id": (meta.tenant_id if meta else None) or headers.get(TENANT_HEADER) or None,
         "collection_id": meta.collection_id if meta else None,
         "document_id": meta.document_id if meta else None,
         "file_name": meta.file_name if meta else None,
         "dead_lettered_at": at.isoformat() if at else None,
     }
+
+
+def _visible(entry: dict[str, Any], tenant_id: str, operators: str) -> bool:
+    """May ``tenant_id`` see this dead letter (see the module's docstring)?"""
+    return entry["tenant_id"] == tenant_id or (entry["tenant_id"] is None and tenant_id == operators)
 
 
 async def _replays(ports: GatewayPorts, sequences: list[int]) -> dict[int, str]:
@@ -85,7 +95,7 @@ async def list_dead_letters(
             seq -= 1
             continue
         entry = _entry(seq, dict(msg.headers or {}), msg.data or b"", _time_of(msg))
-        if entry["tenant_id"] in (tenant_id, None) and (not stage or entry["stage"] == stage):
+        if _visible(entry, tenant_id, ports.settings.default_tenant) and (not stage or entry["stage"] == stage):
             entries.append(entry)
         seq -= 1
     replays = await _replays(ports, [e["sequence"] for e in entries])
@@ -101,21 +111,24 @@ def _time_of(msg: Any) -> datetime | None:
     return None
 
 
-async def dead_letter(bus: Bus, tenant_id: str, seq: int) -> tuple[dict[str, Any], Message | None]:
+async def dead_letter(
+    bus: Bus, tenant_id: str, seq: int, *, operators: str
+) -> tuple[dict[str, Any], Message | None]:
+    """One dead letter ``tenant_id`` may see (404 otherwise), and its event if this version reads it."""
     try:
         msg = await bus.js.get_msg(DEAD_LETTER_STREAM, seq)
     except nats.js.errors.NotFoundError:
         raise NotFound(f"dead letter {seq} does not exist") from None
     headers = dict(msg.headers or {})
     entry = _entry(seq, headers, msg.data or b"", _time_of(msg))
-    if entry["tenant_id"] not in (tenant_id, None):
+    if not _visible(entry, tenant_id, operators):
         raise NotFound(f"dead letter {seq} does not exist")
     return entry, _decode(entry["subject"], msg.data or b"")
 
 
 async def replay_dead_letter(ports: GatewayPorts, bus: Bus, tenant_id: str, seq: int, *, actor: str) -> dict[str, Any]:
     """Replay one dead letter; answers what was done."""
-    entry, event = await dead_letter(bus, tenant_id, seq)
+    entry, event = await dead_letter(bus, tenant_id, seq, operators=ports.settings.default_tenant)
     if event is None:
         raise NotFound(f"dead letter {seq} holds no event this version can read ({entry['subject']!r})")
     job_id = entry["job_id"]

@@ -155,7 +155,7 @@ async def dead_letters(
 
 @router.get("/dead-letters/{sequence}")
 async def one_dead_letter(sequence: Sequence, ports: Ports, tenant: Tenant) -> dict[str, Any]:
-    entry, _ = await dead_letter(_bus(ports), tenant, sequence)
+    entry, _ = await dead_letter(_bus(ports), tenant, sequence, operators=ports.settings.default_tenant)
     return entry
 
 
