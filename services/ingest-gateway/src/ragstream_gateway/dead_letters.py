@@ -111,9 +111,7 @@ def _time_of(msg: Any) -> datetime | None:
     return None
 
 
-async def dead_letter(
-    bus: Bus, tenant_id: str, seq: int, *, operators: str
-) -> tuple[dict[str, Any], Message | None]:
+async def dead_letter(bus: Bus, tenant_id: str, seq: int, *, operators: str) -> tuple[dict[str, Any], Message | None]:
     """One dead letter ``tenant_id`` may see (404 otherwise), and its event if this version reads it."""
     try:
         msg = await bus.js.get_msg(DEAD_LETTER_STREAM, seq)
