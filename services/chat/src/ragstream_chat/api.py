@@ -31,7 +31,7 @@ from ragstream_chat.handlers import (
 from ragstream_chat.openai_api import router as openai_router
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
-from ragstream_core.auth import Authenticator, Caller, RolePolicy, authorize
+from ragstream_core.auth import AuditRefusedChanges, Authenticator, Caller, RolePolicy, authorize
 from ragstream_core.errors import InvalidInput, RagstreamError
 from ragstream_core.runtime import error_handlers
 
@@ -246,6 +246,7 @@ def create_app(ports: ChatPorts, *, default_tenant: str, authenticator: Authenti
     authenticator.policy = {**ROLES, **authenticator.policy}
     app.state.authenticator = authenticator
     error_handlers(app)
+    app.add_middleware(AuditRefusedChanges)
     app.include_router(router, dependencies=[Depends(authorize)])
     app.include_router(openai_router, dependencies=[Depends(authorize)])
     return app

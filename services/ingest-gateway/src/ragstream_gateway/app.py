@@ -9,7 +9,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from ragstream_core.auth import PUBLIC, Authenticator, RolePolicy, authorize
+from ragstream_core.auth import PUBLIC, AuditRefusedChanges, Authenticator, RolePolicy, authorize
 from ragstream_core.errors import InvalidInput, UploadTooLarge
 from ragstream_core.runtime import error_handlers, error_response
 from ragstream_gateway.api import router as documents_router
@@ -92,6 +92,7 @@ def create_app(ports: GatewayPorts, *, progress_url: str, authenticator: Authent
     app.state.authenticator = authenticator
     app.state.auth_repository = AuthRepository(ports.documents.pool)
     error_handlers(app)
+    app.add_middleware(AuditRefusedChanges)
     app.add_exception_handler(HTTPException, explain_multipart_errors)
 
     app.add_middleware(RejectOversized, limit=ports.settings.max_upload_bytes)

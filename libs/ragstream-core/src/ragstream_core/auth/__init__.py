@@ -4,8 +4,10 @@
 - ``KeyStore``: presented key → principal (SHA-256 lookup in ``auth.api_keys``, briefly cached).
 - ``Authenticator``: mode (``open`` / ``keys``), the role each route needs, refusals audited.
 - ``authorize`` / ``Caller``: the FastAPI dependency; ``AuthInterceptor``: the gRPC interceptor.
+- ``AuditRefusedChanges``: refused and failed mutating requests, in the audit log too.
 """
 
+from ragstream_core.auth.audit import AuditRefusedChanges
 from ragstream_core.auth.authenticator import (
     PUBLIC,
     Authenticator,
@@ -24,6 +26,7 @@ __all__ = [
     "BOOTSTRAP_KEY_ID",
     "PUBLIC",
     "ROLES",
+    "AuditRefusedChanges",
     "AuthInterceptor",
     "AuthMode",
     "Authenticator",
