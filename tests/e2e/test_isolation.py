@@ -112,6 +112,9 @@ EXPECTED: dict[tuple[str, str, str], Probe] = {
     # ---- gateway: identity
     (GATEWAY, "GET", "/v1/me"): Probe("nothing"),
     (GATEWAY, "POST", "/v1/sessions"): Probe("own"),
+    (GATEWAY, "DELETE", "/v1/sessions/current"): Probe("nothing"),  # B's key is no session: 422 either way
+    (GATEWAY, "GET", "/v1/tenant/origins"): Probe("nothing"),
+    (GATEWAY, "PUT", "/v1/tenant/origins"): Probe("own", json={"origins": ["https://b-site.example"]}),
     (GATEWAY, "POST", "/v1/keys"): Probe("absent", json={"role": "viewer", "account_id": "{account_id}"}),
     (GATEWAY, "GET", "/v1/keys"): Probe("nothing"),
     (GATEWAY, "GET", "/v1/keys/{key_id}"): Probe("absent"),
