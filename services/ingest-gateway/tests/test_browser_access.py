@@ -249,3 +249,26 @@ async def test_the_page_is_told_the_auth_mode(browsers: Browsers) -> None:
     config = await browsers.http.get("/ui/config.json")
 
     assert config.json()["auth_mode"] == "keys"
+
+
+async def test_a_public_chat_keys_own_origins_are_answered_and_allowed_for_that_key_only(browsers: Browsers) -> None:
+    a = browsers.a
+    widget_site = f"https://{uuid.uuid4().hex[:8]}.shop.example"
+    made = await browsers.http.post(
+        "/v1/keys",
+        json={"role": "viewer", "collection_ids": ["handbook"], "origins": [widget_site]},
+        headers=a.auth(),
+    )
+    chat_key = made.json()["key"]
+
+    preflight = await _preflight(browsers.http, widget_site)
+    with_its_key = await browsers.http.get("/v1/me", headers={"Origin": widget_site, **a.auth(chat_key)})
+    with_the_admin_key = await browsers.http.get("/v1/me", headers={"Origin": widget_site, **a.auth()})
+
+    assert preflight.status_code == 200
+    # the page may read the answer; the key's scope (chat only) still refuses the route itself
+    assert with_its_key.status_code == 403
+    assert with_its_key.headers["access-control-allow-origin"] == widget_site
+    assert "public chat key" in with_its_key.json()["detail"]
+    assert with_the_admin_key.status_code == 403
+    assert with_the_admin_key.json()["error"] == "OriginNotAllowed"

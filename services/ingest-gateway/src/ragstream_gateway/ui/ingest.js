@@ -60,7 +60,7 @@ function settingsPanel(context) {
     h("button", { type: "submit", class: "needs-editor" }, "Save settings"),
     note,
   );
-  const panel = h("details", { class: "card" }, h("summary", {}, "Collection settings"), form);
+  const panel = h("details", { class: "card needs-editor" }, h("summary", {}, "Collection settings"), form);
   return {
     panel,
     async load(id) {
