@@ -636,6 +636,26 @@ async def test_a_revoked_session_returns_to_sign_in_saying_why(page: Page, keyed
     await expect(page.get_by_label("API key")).to_be_focused()
 
 
+async def test_an_expired_session_returns_to_sign_in_with_a_message(page: Page, keyed_web_stack: Stack) -> None:
+    viewer = new_member(keyed_web_stack, "viewer")
+    await sign_in(page, keyed_web_stack, viewer.key)
+    await expect(page.locator("#who-text")).to_contain_text("(viewer)")
+    # the clock of the tab moves past the session's end (the server's 15 minutes are too long to wait)
+    await page.evaluate(
+        """() => {
+            const session = JSON.parse(sessionStorage.getItem("ragstream.session"));
+            session.expires_at = new Date(Date.now() - 1000).toISOString();
+            sessionStorage.setItem("ragstream.session", JSON.stringify(session));
+        }"""
+    )
+
+    await page.reload()
+
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.locator("#signin-message")).to_contain_text("Your session expired at")
+    assert await page.evaluate("() => sessionStorage.getItem('ragstream.session')") is None
+
+
 async def test_each_tenants_site_may_use_only_that_tenants_keys_on_every_service(keyed_web_stack: Stack) -> None:
     a, b = new_member(keyed_web_stack, "admin"), new_member(keyed_web_stack, "admin")
     site_a, site_b = f"https://{new_id('a')}.example", f"https://{new_id('b')}.example"
