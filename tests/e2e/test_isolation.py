@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,6 +36,7 @@ from ragstream_core.proto.ragstream.v1 import (
     progress_pb2_grpc,
 )
 from ragstream_devstack.e2e import Client
+from ragstream_devstack.e2e import operator_key as create_key
 from ragstream_devstack.stack import Stack
 from ragstream_devstack.testing import new_id
 from ragstream_gateway.main import GRPC_ROLES as GATEWAY_GRPC
@@ -112,6 +111,9 @@ EXPECTED: dict[tuple[str, str, str], Probe] = {
     # ---- gateway: identity
     (GATEWAY, "GET", "/v1/me"): Probe("nothing"),
     (GATEWAY, "POST", "/v1/sessions"): Probe("own"),
+    (GATEWAY, "DELETE", "/v1/sessions/current"): Probe("nothing"),  # B's key is no session: 422 either way
+    (GATEWAY, "GET", "/v1/tenant/origins"): Probe("nothing"),
+    (GATEWAY, "PUT", "/v1/tenant/origins"): Probe("own", json={"origins": ["https://b-site.example"]}),
     (GATEWAY, "POST", "/v1/keys"): Probe("absent", json={"role": "viewer", "account_id": "{account_id}"}),
     (GATEWAY, "GET", "/v1/keys"): Probe("nothing"),
     (GATEWAY, "GET", "/v1/keys/{key_id}"): Probe("absent"),
@@ -227,30 +229,6 @@ class World:
     a_key: str
     b_key: str
     a: TenantA
-
-
-def create_key(stack: Stack, tenant: str, role: str, account: str) -> dict[str, str]:
-    """A tenant's key, made by the operator's command (the first key of a new tenant)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ragstream_gateway",
-            "create-key",
-            "--tenant",
-            tenant,
-            "--role",
-            role,
-            "--account",
-            account,
-        ],
-        env=stack.service_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    created: dict[str, str] = json.loads(done.stdout)
-    return created
 
 
 @pytest.fixture(scope="module")

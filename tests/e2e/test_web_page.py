@@ -21,10 +21,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from playwright.async_api import Browser, Page, async_playwright, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from ragstream_devstack.e2e import Client, long_markdown
+from ragstream_devstack.e2e import Client, long_markdown, operator_key
 from ragstream_devstack.servers import free_port
 from ragstream_devstack.stack import Stack
 from ragstream_devstack.testing import eventually, new_id
@@ -497,3 +498,202 @@ async def test_every_control_is_named_and_files_can_be_picked_from_the_keyboard(
     await page.locator("#file-input").set_input_files(str(note))
 
     await expect(upload_row(page, "note.md").locator("progress")).to_have_attribute("value", "100", timeout=WAIT_MS)
+
+
+# ---- keys mode: sign-in, roles, sign-out, and per-tenant browser origins ---------------------------
+
+
+@pytest.fixture(scope="module")
+def keyed_web_stack(tmp_path_factory: pytest.TempPathFactory, start_stack: Callable[..., Stack]) -> Iterator[Stack]:
+    """The system in keys mode (a revocation reaches every service within a second); logs in
+    test-output/e2e/logs-web-keys/."""
+    log_dir = OUTPUT / "logs-web-keys"
+    for old in log_dir.glob("*.log"):
+        old.unlink()
+    env = {"RAGSTREAM_AUTH_MODE": "keys", "RAGSTREAM_AUTH_CACHE_S": "1"}
+    stack = start_stack(tmp_path_factory.mktemp("web-keys-stack"), log_dir, env=env)
+    yield stack
+    stack.stop()
+
+
+@dataclass
+class Member:
+    """An account of a fresh tenant with an API key of its role."""
+
+    tenant_id: str
+    account_id: str
+    role: str
+    key: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+def new_member(stack: Stack, role: str, *, tenant: str | None = None) -> Member:
+    made = operator_key(stack, tenant or new_id("tenant"), role, new_id(role))
+    return Member(made["tenant_id"], made["account_id"], made["role"], made["key"])
+
+
+async def sign_in(page: Page, stack: Stack, key: str) -> None:
+    await page.goto(f"{stack.url('ingest-gateway')}/ui/#ingest")
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def test_signing_in_refuses_a_wrong_key_then_shows_the_page_with_the_role_and_signs_out(
+    page: Page, keyed_web_stack: Stack, shots: Shots
+) -> None:
+    editor = new_member(keyed_web_stack, "editor")
+    forged = f"rs_live_{'0' * 12}_{'A' * 43}"
+    await page.goto(f"{keyed_web_stack.url('ingest-gateway')}/ui/#ingest")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.get_by_label("API key")).to_be_focused()  # a keyboard user types at once
+    await expect(page.get_by_role("link", name="Ingest")).to_be_hidden()
+
+    await page.get_by_label("API key").fill(forged)
+    await page.keyboard.press("Enter")
+
+    message = page.locator("#signin-message")
+    await expect(message).to_contain_text("Sign-in failed")
+    await expect(message).to_contain_text("rs_live_000000000000 is not known")
+    await shots.take(page, "wrong-key")
+
+    await page.get_by_label("API key").fill(editor.key)
+    await page.get_by_role("button", name="Sign in").click()
+
+    who = page.locator("#who-text")
+    await expect(who).to_contain_text(f"Signed in as {editor.account_id} (editor)")
+    await expect(who).to_contain_text(editor.tenant_id)
+    await expect(page.get_by_role("button", name="Choose files")).to_be_visible()
+    await expect(page.locator("#feed-state")).to_have_text("· live")  # the progress feed took the session key
+    await shots.take(page, "signed-in")
+    stored = await page.evaluate("() => JSON.stringify({...window.sessionStorage}) + JSON.stringify({...localStorage})")
+    session = await page.evaluate("() => JSON.parse(sessionStorage.getItem('ragstream.session'))")
+    assert editor.key not in stored, "the API key was kept by the page"
+    assert session["key"].startswith("rs_live_")
+    assert session["key"] != editor.key
+
+    note = f"{new_id('note')}.md"
+    await drop_files(page, {note: "# Note\n\nUploaded with a session key.\n"})
+    await expect(upload_row(page, note).locator("progress")).to_have_attribute("value", "100", timeout=WAIT_MS)
+
+    await page.get_by_role("button", name="Sign out").click()
+
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.locator("#signin-message")).to_contain_text("You signed out.")
+    assert await page.evaluate("() => sessionStorage.getItem('ragstream.session')") is None
+    async with httpx.AsyncClient(timeout=30) as http:
+        after = await http.get(
+            f"{keyed_web_stack.url('ingest-gateway')}/v1/me", headers={"Authorization": f"Bearer {session['key']}"}
+        )
+    assert after.status_code == 401, "signing out did not revoke the session key"
+    assert "was revoked" in after.json()["detail"]
+
+
+async def test_a_viewer_sees_the_sources_but_no_upload_or_delete(
+    page: Page, keyed_web_stack: Stack, shots: Shots
+) -> None:
+    admin = new_member(keyed_web_stack, "admin")
+    viewer = new_member(keyed_web_stack, "viewer", tenant=admin.tenant_id)
+    collection = new_id("web-viewer")
+    async with httpx.AsyncClient(timeout=60, headers=admin.auth) as http:
+        client = Client(keyed_web_stack, http)
+        uploaded = await client.upload(collection, "swans.txt", SWANS.encode())
+        assert uploaded.status_code == 202, uploaded.text
+        await client.wait_done([uploaded.json()["job_id"]])
+
+    await sign_in(page, keyed_web_stack, viewer.key)
+    await expect(page.locator("#who-text")).to_contain_text("(viewer)")
+    await page.locator("#collection").select_option(collection)
+
+    row = page.locator("#sources tbody tr", has_text="swans.txt")
+    await expect(row.locator(".col-status")).to_have_text("indexed")
+    await expect(row.get_by_role("button", name="History of swans.txt")).to_be_visible()
+    await expect(row.get_by_role("button", name="Delete swans.txt")).to_be_hidden()
+    await expect(row.get_by_role("button", name="Re-embed swans.txt")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Choose files")).to_be_hidden()
+    await expect(page.locator("#dropzone")).to_be_hidden()
+    await expect(page.get_by_role("button", name="New collection")).to_be_hidden()
+    await shots.take(page, "viewer")
+    assert await page.evaluate(UNNAMED_CONTROLS) == [], "controls without a name on the signed-in page"
+
+
+async def test_a_revoked_session_returns_to_sign_in_saying_why(page: Page, keyed_web_stack: Stack) -> None:
+    admin = new_member(keyed_web_stack, "admin")
+    await sign_in(page, keyed_web_stack, admin.key)
+    await expect(page.locator("#who-text")).to_contain_text("(admin)")
+    session = await page.evaluate("() => JSON.parse(sessionStorage.getItem('ragstream.session'))")
+    async with httpx.AsyncClient(timeout=30, headers=admin.auth) as http:
+        revoked = await http.delete(f"{keyed_web_stack.url('ingest-gateway')}/v1/keys/{session['key_id']}")
+    assert revoked.status_code == 200, revoked.text
+
+    await page.get_by_role("button", name="Refresh").first.click()
+
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.locator("#signin-message")).to_contain_text("Your session ended")
+    await expect(page.locator("#signin-message")).to_contain_text("was revoked")
+    await expect(page.get_by_label("API key")).to_be_focused()
+
+
+async def test_an_expired_session_returns_to_sign_in_with_a_message(page: Page, keyed_web_stack: Stack) -> None:
+    viewer = new_member(keyed_web_stack, "viewer")
+    await sign_in(page, keyed_web_stack, viewer.key)
+    await expect(page.locator("#who-text")).to_contain_text("(viewer)")
+    # the clock of the tab moves past the session's end (the server's 15 minutes are too long to wait)
+    await page.evaluate(
+        """() => {
+            const session = JSON.parse(sessionStorage.getItem("ragstream.session"));
+            session.expires_at = new Date(Date.now() - 1000).toISOString();
+            sessionStorage.setItem("ragstream.session", JSON.stringify(session));
+        }"""
+    )
+
+    await page.reload()
+
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.locator("#signin-message")).to_contain_text("Your session expired at")
+    assert await page.evaluate("() => sessionStorage.getItem('ragstream.session')") is None
+
+
+async def test_each_tenants_site_may_use_only_that_tenants_keys_on_every_service(keyed_web_stack: Stack) -> None:
+    a, b = new_member(keyed_web_stack, "admin"), new_member(keyed_web_stack, "admin")
+    site_a, site_b = f"https://{new_id('a')}.example", f"https://{new_id('b')}.example"
+    gateway, progress, chat = (keyed_web_stack.url(s) for s in ("ingest-gateway", "progress", "chat"))
+    async with httpx.AsyncClient(timeout=30) as http:
+        for member, site in ((a, site_a), (b, site_b)):
+            set_origins = await http.put(f"{gateway}/v1/tenant/origins", json={"origins": [site]}, headers=member.auth)
+            assert set_origins.status_code == 200, set_origins.text
+        routes = [f"{gateway}/v1/collections", f"{progress}/v1/jobs", f"{chat}/v1/conversations"]
+
+        for url in routes:
+            preflights = {
+                origin: await http.options(
+                    url,
+                    headers={
+                        "Origin": origin,
+                        "Access-Control-Request-Method": "GET",
+                        "Access-Control-Request-Headers": "authorization",
+                    },
+                )
+                for origin in (site_a, site_b, "https://evil.example")
+            }
+            own = await http.get(url, headers={"Origin": site_a, **a.auth})
+            foreign = await http.get(url, headers={"Origin": site_b, **a.auth})
+
+            assert [p.status_code for p in preflights.values()] == [200, 200, 400], url
+            assert preflights[site_b].headers["access-control-allow-origin"] == site_b
+            assert "access-control-allow-origin" not in preflights["https://evil.example"].headers
+            assert own.status_code == 200, (url, own.text)
+            assert own.headers["access-control-allow-origin"] == site_a
+            assert foreign.status_code == 403, (url, foreign.text)
+            assert f"pages of {site_b} may not use keys of tenant {a.tenant_id}" in foreign.json()["detail"]
+            assert "access-control-allow-origin" not in foreign.headers
+
+    feed = progress.replace("http://", "ws://") + f"/v1/jobs/stream?access_token={a.key}"
+    async with websockets.connect(feed, origin=site_a) as socket:
+        await socket.ping()
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(feed, origin=site_b):
+            pass
+    assert refused.value.response.status_code == 403

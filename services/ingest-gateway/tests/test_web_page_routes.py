@@ -48,13 +48,19 @@ async def test_every_module_the_page_imports_is_served(gateway: Gateway) -> None
     assert {"app.js", "api.js", "ingest.js", "sources.js", "chat.js", "admin.js"} <= seen
 
 
-async def test_config_names_the_public_urls_of_progress_and_chat(gateway_factory: GatewayFactory) -> None:
+async def test_config_names_the_public_urls_of_progress_and_chat_and_the_auth_mode(
+    gateway_factory: GatewayFactory,
+) -> None:
     gateway = await gateway_factory(GatewaySettings(chat_url="http://chat.example:8082/"))
 
     response = await gateway.client.get("/ui/config.json")
 
     assert response.status_code == 200
-    assert response.json() == {"progress_url": "http://progress.test", "chat_url": "http://chat.example:8082"}
+    assert response.json() == {
+        "progress_url": "http://progress.test",
+        "chat_url": "http://chat.example:8082",
+        "auth_mode": "open",  # the page signs in only under keys
+    }
 
 
 async def test_an_unknown_ui_file_is_404(gateway: Gateway) -> None:

@@ -12,6 +12,7 @@ Hierarchy::
     │   └── Expired                     410 (existed, but its time ran out)
     ├── Unauthenticated                 401 (no API key, or one unknown, expired or revoked)
     ├── Forbidden                       403 (a wrong or used one-time token; a role too low)
+    │   └── OriginNotAllowed            403 (a browser page whose origin the key's tenant does not allow)
     ├── Conflict                        409 (with ``details``: what it conflicts with)
     ├── UnreadableDocument              the parser cannot read the content; job fails at once
     └── DependencyUnavailable           503; retried on the bus
@@ -75,6 +76,10 @@ class Forbidden(RagstreamError):
     """The request's credential (a one-time token) is wrong or already used, or its role is too low."""
 
 
+class OriginNotAllowed(Forbidden):
+    """A browser page of an origin the caller's tenant does not allow sent a credentialed request."""
+
+
 class Unauthenticated(RagstreamError):
     """No credential, or one that is not (or no longer) valid; answered with ``WWW-Authenticate``."""
 
@@ -108,6 +113,7 @@ ERROR_TABLE: dict[type[RagstreamError], ErrorMapping] = {
     Expired: ErrorMapping(410, grpc.StatusCode.NOT_FOUND, retry=False),
     NotFound: ErrorMapping(404, grpc.StatusCode.NOT_FOUND, retry=False),
     Unauthenticated: ErrorMapping(401, grpc.StatusCode.UNAUTHENTICATED, retry=False),
+    OriginNotAllowed: ErrorMapping(403, grpc.StatusCode.PERMISSION_DENIED, retry=False),
     Forbidden: ErrorMapping(403, grpc.StatusCode.PERMISSION_DENIED, retry=False),
     Conflict: ErrorMapping(409, grpc.StatusCode.FAILED_PRECONDITION, retry=False),
     UnreadableDocument: ErrorMapping(422, grpc.StatusCode.FAILED_PRECONDITION, retry=False),

@@ -4,8 +4,8 @@
 drain. ``ops_routes`` adds ``/healthz`` (alive), ``/readyz`` (dependencies reachable) and
 ``/metrics`` (Prometheus) to any FastAPI app, and times every HTTP request by its route
 template (``/v1/jobs/{job_id}``, never the raw path), method and status. ``allow_origins`` lets
-the pages of configured origins (the gateway's web page, sites embedding the chat widget) call
-an app from a browser.
+the pages of configured origins (the gateway's web page, sites embedding the chat widget) and of
+each tenant's own allowed origins call an app from a browser (``BrowserOrigins``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ import psycopg
 import structlog
 import uvicorn
 from fastapi import FastAPI, Response
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from starlette.datastructures import Headers
 
-from ragstream_core.errors import InvalidInput, RagstreamError, Unauthenticated, mapping_for
+from ragstream_core.auth import Authenticator, OriginPolicy, normal_origin
+from ragstream_core.errors import InvalidInput, OriginNotAllowed, RagstreamError, Unauthenticated, mapping_for
 from ragstream_core.openapi_errors import document_errors
 from ragstream_core.telemetry import current_trace_id, shutdown_telemetry
 
@@ -138,39 +139,139 @@ def error_response(error: Exception) -> JSONResponse:
 BROWSER_HEADERS = ("Authorization", "Content-Type", "Last-Event-ID", "X-Actor", "X-Batch-Id", "X-Tenant-Id")
 
 
-class WebSocketOrigins:
-    """Refuse a WebSocket handshake sent by a page of an origin that is not allowed (pure ASGI).
+#: methods a browser page may use across origins (answered to a preflight)
+BROWSER_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+PREFLIGHT_MAX_AGE_S = 600
 
-    Browsers do not apply CORS to WebSockets; without this, any site a user visits could open the
-    feeds. A handshake without ``Origin`` (not a browser) or from the server's own host passes.
+
+class BrowserOrigins:
+    """Which browser pages may call the app: CORS for HTTP, an origin check for WebSockets (pure ASGI).
+
+    The decisions are ``OriginPolicy``'s (global list, the caller's tenant's list, a chat key's
+    own origins). A request without ``Origin`` (not a browser: curl, other services) or from the
+    server's own host passes untouched. A preflight is answered for a known origin (400 with the
+    reason otherwise). An actual request with a valid key from an origin its tenant does not
+    allow is refused 403 (``OriginNotAllowed``) and audited, without CORS headers; browsers do
+    not apply CORS to WebSockets, so a handshake is checked the same way and closed with 1008.
     """
 
-    def __init__(self, app: Any, *, origins: Sequence[str]) -> None:
+    def __init__(self, app: Any, *, policy: OriginPolicy, authenticator: Authenticator | None = None) -> None:
         self.app = app
-        self.origins = frozenset(origins)
+        self.policy = policy
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket" and "*" not in self.origins:
-            headers = dict(scope["headers"])
-            origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/")
-            host = headers.get(b"host", b"").decode("latin-1")
-            if origin and origin not in self.origins and urlsplit(origin).netloc != host:
-                await send({"type": "websocket.close", "code": 1008, "reason": f"origin {origin} is not allowed"})
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = normal_origin(headers.get("origin", ""))
+        if not origin or urlsplit(origin).netloc == headers.get("host", "").lower():
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            await self._preflight(origin, headers)(scope, receive, send)
+            return
+        allowed, refusal = await self._decide(origin, headers, scope)
+        if refusal is not None:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": str(refusal)[:120]})
+            else:
+                await error_response(refusal)(scope, receive, send)
+            return
+        if not allowed or scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_allowed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_allowed)
+
+    async def _decide(self, origin: str, headers: Headers, scope: Any) -> tuple[bool, OriginNotAllowed | None]:
+        """(whether the answer may carry ``Access-Control-Allow-Origin``, the refusal if any)."""
+        if self.policy.is_global(origin):
+            return True, None
+        principal = None
+        if self.authenticator is not None:
+            principal = await self.authenticator.identify(
+                authorization=headers.get("authorization"), tenant_header=headers.get("x-tenant-id")
+            )
+        if principal is None:  # no valid key: the route refuses it; a known page may read why
+            known = await self.policy.is_known(origin)
+            if scope["type"] == "websocket" and not known:
+                return False, OriginNotAllowed(_origin_refusal(origin, None))
+            return known, None
+        if await self.policy.allows(origin, principal):
+            return True, None
+        refusal = OriginNotAllowed(_origin_refusal(origin, principal.tenant_id), origin=origin)
+        if self.authenticator is not None:
+            method = "WEBSOCKET" if scope["type"] == "websocket" else str(scope["method"])
+            await self.authenticator.refuse(refusal, method=method, route=str(scope["path"]), principal=principal)
+        return False, refusal
+
+    def _preflight(self, origin: str, headers: Headers) -> Callable[..., Awaitable[None]]:
+        async def answer(scope: Any, receive: Any, send: Any) -> None:
+            requested = [h.strip() for h in headers.get("access-control-request-headers", "").split(",") if h.strip()]
+            accepted = {h.lower() for h in BROWSER_HEADERS}
+            unknown = [h for h in requested if h.lower() not in accepted]
+            if not await self.policy.is_known(origin):
+                response: Response = error_response(InvalidInput(_origin_refusal(origin, None)))
+            elif unknown:
+                response = error_response(
+                    InvalidInput(
+                        f"a page may not send the headers {', '.join(unknown)} across origins; accepted:"
+                        f" {', '.join(BROWSER_HEADERS)}"
+                    )
+                )
+            else:
+                response = Response(
+                    "OK",
+                    media_type="text/plain",
+                    headers={
+                        "Access-Control-Allow-Origin": origin,
+                        "Access-Control-Allow-Methods": ", ".join(BROWSER_METHODS),
+                        "Access-Control-Allow-Headers": ", ".join(BROWSER_HEADERS),
+                        "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
+                        "Vary": "Origin",
+                    },
+                )
+            await response(scope, receive, send)
+
+        return answer
 
 
-def allow_origins(app: FastAPI, origins: Sequence[str]) -> None:
-    """Let pages of ``origins`` (``*``: any) call ``app`` from a browser: CORS for HTTP, an origin
-    check for WebSockets. Requests without ``Origin`` (curl, other services) are not affected."""
-    app.add_middleware(WebSocketOrigins, origins=list(origins))
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=list(origins),
-        allow_methods=["*"],
-        allow_headers=list(BROWSER_HEADERS),
-        max_age=600,
+def _origin_refusal(origin: str, tenant_id: str | None) -> str:
+    if tenant_id is None:
+        return (
+            f"pages of {origin} may not call this API: accepted are the origins of RAGSTREAM_CORS_ORIGINS and those"
+            " a tenant admin allows with PUT /v1/tenant/origins"
+        )
+    return (
+        f"pages of {origin} may not use keys of tenant {tenant_id}: accepted are the origins of"
+        f" RAGSTREAM_CORS_ORIGINS and those an admin of {tenant_id} allows with PUT /v1/tenant/origins"
     )
+
+
+def allow_origins(app: FastAPI, origins: Sequence[str]) -> OriginPolicy:
+    """Let browser pages call ``app``: those of ``origins`` (``*``: any) for every tenant, and those
+    each tenant allows (``auth.tenant_origins``) with that tenant's keys (``BrowserOrigins``).
+
+    Uses ``app.state.authenticator`` (its pool and keys) when the app has one; the policy is
+    kept as ``app.state.origin_policy`` (the gateway forgets it when a tenant's list changes).
+    Requests without ``Origin`` (curl, other services) are not affected.
+    """
+    authenticator: Authenticator | None = getattr(app.state, "authenticator", None)
+    pool = authenticator.pool if authenticator is not None else None
+    # tenants' lists are cached as long as keys are: a change takes as long as a revocation
+    cache_s = authenticator.keys.cache_s if authenticator is not None and authenticator.keys is not None else 5.0
+    policy = OriginPolicy(origins, pool=pool, cache_s=cache_s)
+    app.state.origin_policy = policy
+    app.add_middleware(BrowserOrigins, policy=policy, authenticator=authenticator)
+    return policy
 
 
 class FreshContext:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -92,6 +95,22 @@ _VOCABULARY = (
     "summit thunder willow ember glacier prairie beacon cobalt delta fjord garnet horizon ivory jasper"
 )
 _WORDS = _VOCABULARY.split()
+
+
+def operator_key(stack: Stack, tenant: str, role: str, account: str) -> dict[str, str]:
+    """A tenant's key made by the operator's command (``create-key``: the first key of a new
+    tenant; the tenant and account are made if new): ``tenant_id``, ``account_id``, ``role``,
+    ``key_id`` and ``key``."""
+    command = ["-m", "ragstream_gateway", "create-key", "--tenant", tenant, "--role", role, "--account", account]
+    done = subprocess.run(
+        [sys.executable, *command],
+        env=stack.service_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    created: dict[str, str] = json.loads(done.stdout)
+    return created
 
 
 def long_markdown(seed: int, *, sections: int = 12, sentences: int = 30) -> bytes:

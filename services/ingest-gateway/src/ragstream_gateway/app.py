@@ -20,6 +20,7 @@ from ragstream_gateway.consistency_api import router as consistency_router
 from ragstream_gateway.direct_upload_api import router as direct_upload_router
 from ragstream_gateway.jobs_api import router as jobs_router
 from ragstream_gateway.keys_api import router as keys_router
+from ragstream_gateway.origins_api import router as origins_router
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.ui_routes import mount_ui
 from ragstream_gateway.web_api import web_router
@@ -71,6 +72,9 @@ ROLES: RolePolicy = {
     ("GET", "/v1/admin/consistency"): "admin",
     ("POST", "/v1/admin/consistency/repair"): "admin",
     ("POST", "/v1/sessions"): "viewer",  # any caller may trade its key for a short-lived one
+    ("DELETE", "/v1/sessions/current"): "viewer",  # and end its own session (sign-out)
+    ("GET", "/v1/tenant/origins"): "admin",
+    ("PUT", "/v1/tenant/origins"): "admin",
     ("POST", "/v1/keys"): "admin",
     ("GET", "/v1/keys"): "admin",
     ("GET", "/v1/keys/{key_id}"): "admin",
@@ -97,7 +101,7 @@ def create_app(ports: GatewayPorts, *, progress_url: str, authenticator: Authent
 
     app.add_middleware(RejectOversized, limit=ports.settings.max_upload_bytes)
     routers = (documents_router, collections_router, batch_router, direct_upload_router, jobs_router, web_router)
-    for router in (*routers, consistency_router, keys_router):
+    for router in (*routers, consistency_router, keys_router, origins_router):
         app.include_router(router, dependencies=[Depends(authorize)])
-    mount_ui(app, progress_url=progress_url, chat_url=ports.settings.chat_url)
+    mount_ui(app, progress_url=progress_url, chat_url=ports.settings.chat_url, auth_mode=authenticator.mode)
     return app

@@ -196,6 +196,57 @@ class AuthRepository:
             await audit(conn, tenant_id=tenant_id, actor=actor, action="key.revoke", outcome="ok", target=key_id)
         return await self.key(tenant_id, key_id)
 
+    async def end_session(self, caller: Principal) -> dict[str, Any]:
+        """Revoke the caller's own session key (again: no change); 422 if its key is not a session."""
+        if caller.key_id is None:
+            raise UnprocessableInput("no session to end: this gateway checks no keys (RAGSTREAM_AUTH_MODE=open)")
+        row = await self.key(caller.tenant_id, caller.key_id)
+        if row["name"] != "session" or row["expires_at"] is None:
+            raise UnprocessableInput(
+                f"the key {caller.key_id} is not a session: DELETE /v1/sessions/current ends a session made by"
+                " POST /v1/sessions; an admin revokes API keys with DELETE /v1/keys/{key_id}"
+            )
+        return await self.revoke_key(caller.tenant_id, caller.key_id, actor=caller.actor)
+
+    async def tenant_origins(self, tenant_id: str) -> list[str]:
+        """The browser origins ``tenant_id`` allows besides the global list, sorted."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT origin FROM auth.tenant_origins WHERE tenant_id = %s ORDER BY origin", (tenant_id,)
+            )
+            return [str(row[0]) for row in await cur.fetchall()]
+
+    async def set_tenant_origins(self, tenant_id: str, origins: list[str], *, actor: str) -> list[str]:
+        """Replace the tenant's browser origins with ``origins`` (idempotent), audited with what was
+        added and removed."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("INSERT INTO auth.tenants (tenant_id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,))
+            cur = await conn.execute(
+                "SELECT origin FROM auth.tenant_origins WHERE tenant_id = %s FOR UPDATE", (tenant_id,)
+            )
+            before = {str(row[0]) for row in await cur.fetchall()}
+            after = set(origins)
+            await conn.execute(
+                "DELETE FROM auth.tenant_origins WHERE tenant_id = %s AND NOT (origin = ANY (%s))",
+                (tenant_id, sorted(after)),
+            )
+            for origin in sorted(after - before):
+                await conn.execute(
+                    "INSERT INTO auth.tenant_origins (tenant_id, origin, created_by) VALUES (%s, %s, %s)",
+                    (tenant_id, origin, actor),
+                )
+            await audit(
+                conn,
+                tenant_id=tenant_id,
+                actor=actor,
+                action="tenant.origins",
+                outcome="ok",
+                target=tenant_id,
+                added=sorted(after - before),
+                removed=sorted(before - after),
+            )
+        return sorted(after)
+
     async def install_bootstrap_key(self, tenant_id: str, key: str) -> None:
         """Make ``key`` (from configuration) the admin key ``rs_live_bootstrap`` of ``tenant_id``.
 

@@ -1,7 +1,8 @@
 """REST for a tenant's admins: API keys (create, list, revoke) and accounts (members and roles).
 
 A key's secret is in the answer that creates it and nowhere else. ``GET /v1/me`` tells any
-caller who it is (tenant, account, role, key).
+caller who it is (tenant, account, role, key). ``POST /v1/sessions`` trades a key for a
+short-lived one (the web page's sign-in), ``DELETE /v1/sessions/current`` ends it (sign-out).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def key_body(row: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _origin(value: str) -> str:
+def check_origin(value: str) -> str:
+    """A page's origin as stored (``https://host[:port]``, lower case); 422 saying what is accepted."""
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
         raise UnprocessableInput(
@@ -113,7 +115,7 @@ def _chat_scope(body: KeyRequest) -> tuple[list[str] | None, list[str] | None]:
     if body.role != "viewer":
         raise UnprocessableInput(f"a public chat key has the role viewer, not {body.role!r}")
     collections = sorted({check_identifier("collection", c) for c in body.collection_ids})
-    return collections, sorted({_origin(o) for o in body.origins})
+    return collections, sorted({check_origin(o) for o in body.origins})
 
 
 def account_body(row: dict[str, Any]) -> dict[str, Any]:
@@ -188,6 +190,21 @@ async def create_session(request: Request, caller: Caller) -> dict[str, Any]:
         raise InvalidInput("sessions are made from an API key; this gateway checks no keys (RAGSTREAM_AUTH_MODE=open)")
     ttl_s: float = request.app.state.ports.settings.session_ttl_s
     row = await _repository(request).create_session(caller, ttl_s=ttl_s)
+    return key_body(row)
+
+
+@router.delete(
+    "/sessions/current",
+    responses={
+        401: {"description": "No API key, or one unknown, expired or revoked (an ended session, say)."},
+        422: {"description": "The caller's key is not a session key (or the gateway checks no keys)."},
+    },
+)
+async def end_session(request: Request, caller: Caller) -> dict[str, Any]:
+    """End the caller's session (sign-out): its key is revoked at once here, and by every service
+    within ``RAGSTREAM_AUTH_CACHE_S``; 422 if the caller's key is not a session key."""
+    row = await _repository(request).end_session(caller)
+    _forget(request)
     return key_body(row)
 
 

@@ -17,12 +17,13 @@ from fastapi.staticfiles import StaticFiles
 UI_DIR = Path(__file__).parent / "ui"
 
 
-def mount_ui(app: FastAPI, *, progress_url: str, chat_url: str) -> None:
-    """Serve the page at ``/ui/`` (``/`` redirects there) and its configuration at ``/ui/config.json``."""
+def mount_ui(app: FastAPI, *, progress_url: str, chat_url: str, auth_mode: str = "open") -> None:
+    """Serve the page at ``/ui/`` (``/`` redirects there) and its configuration at ``/ui/config.json``
+    (the services' URLs and the auth mode: in ``keys`` mode the page signs in first)."""
 
     @app.get("/ui/config.json", include_in_schema=False)
     async def ui_config() -> dict[str, Any]:
-        return {"progress_url": progress_url.rstrip("/"), "chat_url": chat_url.rstrip("/")}
+        return {"progress_url": progress_url.rstrip("/"), "chat_url": chat_url.rstrip("/"), "auth_mode": auth_mode}
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -3,6 +3,7 @@
 - ``Principal`` / ``Role``: who asks (tenant, actor, role, key id); roles viewer < editor < admin.
 - ``KeyStore``: presented key → principal (SHA-256 lookup in ``auth.api_keys``, briefly cached).
 - ``Authenticator``: mode (``open`` / ``keys``), the role each route needs, refusals audited.
+- ``OriginPolicy``: which browser origins may call, globally and per tenant (``auth.tenant_origins``).
 - ``authorize`` / ``Caller``: the FastAPI dependency; ``AuthInterceptor``: the gRPC interceptor.
 - ``AuditRefusedChanges``: refused and failed mutating requests, in the audit log too.
 """
@@ -18,6 +19,7 @@ from ragstream_core.auth.authenticator import (
 )
 from ragstream_core.auth.grpc_calls import AuthInterceptor, current_principal
 from ragstream_core.auth.keys import BOOTSTRAP_ACCOUNT, BOOTSTRAP_KEY_ID, KeyStore, key_hash, new_key
+from ragstream_core.auth.origins import OriginPolicy, normal_origin
 from ragstream_core.auth.principal import ROLES, Principal, Role, role_rank
 from ragstream_core.auth.rest import Caller, authorize
 
@@ -32,6 +34,7 @@ __all__ = [
     "Authenticator",
     "Caller",
     "KeyStore",
+    "OriginPolicy",
     "Principal",
     "Role",
     "RolePolicy",
@@ -41,5 +44,6 @@ __all__ = [
     "default_role",
     "key_hash",
     "new_key",
+    "normal_origin",
     "role_rank",
 ]

@@ -125,6 +125,26 @@ class Authenticator:
             raise error
         return principal
 
+    async def identify(self, *, authorization: str | None, tenant_header: str | None = None) -> Principal | None:
+        """Who a request's credential names, without any role check or audit (None: no valid key).
+
+        For decisions made before a route is known (the browser origin check); the route's own
+        ``authorize`` still decides, and audits, the request.
+        """
+        if self.mode == "open":
+            return Principal(tenant_header or self.default_tenant, "anonymous", "admin")
+        key = _bearer(authorization)
+        if key is None or self.keys is None:
+            return None
+        try:
+            return await self.keys.principal(key)
+        except Unauthenticated:
+            return None
+
+    async def refuse(self, error: Exception, *, method: str, route: str, principal: Principal) -> None:
+        """Log and audit a refusal decided outside ``authorize`` (a page's origin, say)."""
+        await self._refused("forbidden", str(error), method, route, principal=principal)
+
     async def record(
         self, caller: Principal, action: str, *, target: str, outcome: str = "ok", **detail: object
     ) -> None:

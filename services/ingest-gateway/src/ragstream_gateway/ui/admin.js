@@ -61,6 +61,7 @@ export function mountAdmin(section, context) {
         h("td", {}, String(c.queued)), h("td", {}, String(c.running)),
         h("td", {}, h("button", {
           type: "button",
+          class: "needs-editor",
           onclick: () => act(gateway.steerCollection(c.collection_id, c.paused ? "resume" : "pause"), `${c.collection_id} ${c.paused ? "resumed" : "paused"}.`),
         }, c.paused ? "Resume" : "Pause", h("span", { class: "visually-hidden" }, ` ${c.collection_id}`)))));
     clear(collectionsBox, table("Collections", ["Collection", "State", "Queued", "Running", ""], collections,
@@ -74,7 +75,7 @@ export function mountAdmin(section, context) {
           ? h("td", {}, `${j.error?.stage || j.stage}: ${j.error?.reason || ""}`, j.error?.hint ? h("span", { class: "hint" }, ` (${j.error.hint})`) : "")
           : h("td", {}, `${j.stage} ${Math.round(j.percent)}%${j.paused ? " · paused" : ""} ${formatEta(j.eta_seconds)}`),
         h("td", {}, formatTime(j.updated_at)),
-        failed ? h("td", {}, h("button", { type: "button", onclick: () => act(gateway.retryJob(j.job_id), `${j.file_name} queued again.`) }, "Retry", h("span", { class: "visually-hidden" }, ` ${j.file_name}`))) : null));
+        failed ? h("td", {}, h("button", { type: "button", class: "needs-editor", onclick: () => act(gateway.retryJob(j.job_id), `${j.file_name} queued again.`) }, "Retry", h("span", { class: "visually-hidden" }, ` ${j.file_name}`))) : null));
     clear(box, table(failed ? "Failed jobs" : "Running jobs",
       ["File", "Collection", "Lane", failed ? "Reason" : "Stage", "Updated", ...(failed ? [""] : [])], rows,
       failed ? "No failed jobs." : "Nothing is running. Uploads on the Ingest view show up here while they are processed."));
@@ -85,7 +86,7 @@ export function mountAdmin(section, context) {
       h("tr", {}, h("th", { scope: "row" }, String(d.sequence)), h("td", {}, d.stage), h("td", {}, d.file_name || d.event_type || "–"),
         h("td", {}, d.reason), h("td", {}, String(d.deliveries)), h("td", {}, formatTime(d.dead_lettered_at)),
         h("td", {}, d.replayed_at ? `replayed ${formatTime(d.replayed_at)}` : h("button", {
-          type: "button", onclick: () => act(gateway.replay(d.sequence), `Dead letter ${d.sequence} replayed.`),
+          type: "button", class: "needs-editor", onclick: () => act(gateway.replay(d.sequence), `Dead letter ${d.sequence} replayed.`),
         }, "Replay", h("span", { class: "visually-hidden" }, ` dead letter ${d.sequence}`)))));
     clear(lettersBox, table("Dead letters", ["#", "Stage", "File", "Reason", "Deliveries", "When", ""], rows,
       "No dead letters: no stage has given up on a message."));

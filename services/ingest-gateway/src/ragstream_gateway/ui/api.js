@@ -1,5 +1,8 @@
 // Clients of the gateway (same origin), the progress service and the chat service (URLs from
-// /ui/config.json; those services allow this page's origin by CORS).
+// /ui/config.json; those services allow this page's origin by CORS). In keys mode every call
+// carries the session key; a 401 (the session expired or was revoked) ends the session.
+
+import { authHeaders, currentSession, withToken } from "./session.js";
 
 let config = null;
 
@@ -26,6 +29,16 @@ export class ApiError extends Error {
   }
 }
 
+/** Called with the server's reason when a session's key is refused (set by the page). */
+let onSessionEnded = () => {};
+export function whenSessionEnds(handler) {
+  onSessionEnded = handler;
+}
+
+function refused(status, body) {
+  if (status === 401 && currentSession()) onSessionEnded((body && body.detail) || "the session key was refused");
+}
+
 async function parse(response) {
   const text = await response.text();
   let body = null;
@@ -34,12 +47,15 @@ async function parse(response) {
   } catch {
     body = { detail: text };
   }
-  if (!response.ok) throw new ApiError(response.status, body);
+  if (!response.ok) {
+    refused(response.status, body);
+    throw new ApiError(response.status, body);
+  }
   return body;
 }
 
 export async function call(url, { method = "GET", json, body, headers = {}, signal } = {}) {
-  const init = { method, headers: { ...headers }, signal };
+  const init = { method, headers: { ...authHeaders(), ...headers }, signal };
   if (json !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -64,6 +80,7 @@ export const gateway = {
       const query = new URLSearchParams(params).toString();
       const request = new XMLHttpRequest();
       request.open("POST", urls.gateway(`/v1/collections/${encodeURIComponent(c)}/documents?${query}`));
+      for (const [name, value] of Object.entries(authHeaders())) request.setRequestHeader(name, value);
       request.upload.onprogress = (event) => {
         if (event.lengthComputable) onProgress(event.loaded / event.total);
       };
@@ -76,7 +93,10 @@ export const gateway = {
           body = { detail: request.responseText };
         }
         if (request.status >= 200 && request.status < 300) resolve(body);
-        else reject(new ApiError(request.status, body));
+        else {
+          refused(request.status, body);
+          reject(new ApiError(request.status, body));
+        }
       };
       request.send(form);
     }),
@@ -91,6 +111,14 @@ export const gateway = {
     call(urls.gateway(`/v1/collections/${encodeURIComponent(c)}/jobs:${action}`), { method: "POST" }),
   deadLetters: () => call(urls.gateway("/v1/dead-letters?limit=100")),
   replay: (seq) => call(urls.gateway(`/v1/dead-letters/${seq}:replay`), { method: "POST" }),
+};
+
+/** Sign-in and sign-out (keys mode): the API key is sent once, to be traded for a session key. */
+export const sessions = {
+  start: (apiKey) =>
+    call(urls.gateway("/v1/sessions"), { method: "POST", headers: { authorization: `Bearer ${apiKey}` } }),
+  whoAmI: (sessionKey) => call(urls.gateway("/v1/me"), { headers: { authorization: `Bearer ${sessionKey}` } }),
+  end: () => call(urls.gateway("/v1/sessions/current"), { method: "DELETE" }),
 };
 
 export const progress = {
@@ -110,7 +138,7 @@ export const chat = {
 export async function askStreaming(url, body, onEvent, { headers = {}, signal } = {}) {
   const response = await fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json", accept: "text/event-stream", ...headers },
+    headers: { "content-type": "application/json", accept: "text/event-stream", ...authHeaders(), ...headers },
     body: JSON.stringify({ ...body, stream: true }),
     signal,
   });
@@ -148,7 +176,7 @@ export function watchJobs(collectionId, onJob, onState = () => {}) {
   const open = () => {
     const base = config.progress_url.replace(/^http/, "ws");
     const query = new URLSearchParams({ collection_id: collectionId, after: String(position) });
-    socket = new WebSocket(`${base}/v1/jobs/stream?${query}`);
+    socket = new WebSocket(withToken(`${base}/v1/jobs/stream?${query}`));
     socket.onopen = () => {
       delay = 500;
       onState("live");

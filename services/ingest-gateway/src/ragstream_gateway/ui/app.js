@@ -1,11 +1,14 @@
-// The page: loads the configuration, keeps the chosen collection, and switches between the
-// Ingest, Chat and Admin views (#ingest, #chat, #admin), restoring each collection's last view.
+// The page: loads the configuration, signs in (keys mode), keeps the chosen collection, and
+// switches between the Ingest, Chat and Admin views (#ingest, #chat, #admin), restoring each
+// collection's last view. Controls the signed-in role cannot use are hidden (body[data-role]).
 
-import { ApiError, gateway, loadConfig } from "./api.js";
-import { clear, h, openDialog, toast } from "./dom.js";
+import { ApiError, gateway, loadConfig, sessions, whenSessionEnds } from "./api.js";
+import { clear, formatTime, h, openDialog, toast } from "./dom.js";
 import { mountAdmin } from "./admin.js";
 import { mountChat } from "./chat.js";
 import { mountIngest } from "./ingest.js";
+import { currentSession, dropSession, takeNotice } from "./session.js";
+import { signIn } from "./signin.js";
 import { lastCollection, rememberCollection, updateViewState, viewState } from "./view-state.js";
 
 const VIEWS = ["ingest", "chat", "admin"];
@@ -105,8 +108,61 @@ async function newCollection() {
   selectCollection(id);
 }
 
+let ending = false;
+
+/** Leave the session (sign-out, expiry, a refused key) and show the sign-in view with ``notice``. */
+function endSession(notice) {
+  if (ending) return;
+  ending = true;
+  dropSession(notice);
+  window.location.reload(); // a clean page: no feed, timer or view of the old session survives
+}
+
+async function signOut() {
+  try {
+    await sessions.end(); // revoked at once: the key is useless even if it was copied
+  } catch {
+    // expired or revoked already: signing out still forgets it
+  }
+  endSession("You signed out.");
+}
+
+function showWho(session) {
+  const who = document.getElementById("who");
+  clear(
+    who,
+    h("span", { id: "who-text" }, "Signed in as ", h("strong", {}, session.account_id), ` (${session.role}) · tenant `,
+      h("strong", {}, session.tenant_id)),
+    h("button", { type: "button", id: "sign-out", onclick: signOut }, "Sign out"),
+  );
+  who.hidden = false;
+}
+
+/** Keys mode: a live session of this tab, signing in first if there is none. */
+async function ensureSession() {
+  let session = currentSession();
+  const expired = session && Date.parse(session.expires_at) <= Date.now();
+  if (expired) dropSession();
+  if (!session || expired) {
+    document.body.classList.add("signing-in");
+    document.getElementById("loading").hidden = true;
+    const notice = takeNotice() || (expired ? `Your session expired at ${formatTime(session.expires_at)}. Sign in again.` : "");
+    await signIn(document.getElementById("view-signin"), notice);
+    document.body.classList.remove("signing-in");
+    document.getElementById("loading").hidden = false;
+    session = currentSession();
+  }
+  whenSessionEnds((reason) => endSession(`Your session ended: ${reason}. Sign in again.`));
+  const left = Date.parse(session.expires_at) - Date.now();
+  setTimeout(() => endSession(`Your session expired at ${formatTime(session.expires_at)}. Sign in again.`), Math.max(0, left));
+  showWho(session);
+  return session;
+}
+
 async function start() {
-  await loadConfig();
+  const config = await loadConfig();
+  const session = config.auth_mode === "keys" ? await ensureSession() : null;
+  document.body.dataset.role = session ? session.role : "admin"; // open mode: everyone is an admin
   const context = { collection: () => state.collection, refreshCollections };
   state.views = {
     ingest: mountIngest(document.getElementById("view-ingest"), context),

@@ -57,10 +57,10 @@ function settingsPanel(context) {
     h("div", { class: "field" }, h("label", { for: "chunking" }, "Chunking"), chunking),
     h("div", { class: "field" }, h("label", { for: "embed-columns" }, "Embedded columns (tables)"), embed),
     h("div", { class: "field" }, h("label", { for: "context-columns" }, "Context columns (tables)"), contextColumns),
-    h("button", { type: "submit" }, "Save settings"),
+    h("button", { type: "submit", class: "needs-editor" }, "Save settings"),
     note,
   );
-  const panel = h("details", { class: "card" }, h("summary", {}, "Collection settings"), form);
+  const panel = h("details", { class: "card needs-editor" }, h("summary", {}, "Collection settings"), form);
   return {
     panel,
     async load(id) {
@@ -91,7 +91,7 @@ export function mountIngest(section, context) {
   const pick = h("button", { type: "button", class: "primary", onclick: () => input.click() }, "Choose files");
   const dropzone = h(
     "div",
-    { class: "dropzone", id: "dropzone" },
+    { class: "dropzone needs-editor", id: "dropzone" },
     h("p", {}, "Drop files here to add them to this collection"),
     h("p", {}, "or ", pick, input),
     h("p", { class: "hint" }, "PDF, Word, PowerPoint, Excel, OpenDocument, HTML, Markdown, text, CSV, e-mail, Parquet"),
@@ -134,7 +134,7 @@ export function mountIngest(section, context) {
       h("progress", { max: 100, value: percent, "aria-label": `Progress of ${item.file.name}` }),
       h("span", { class: "percent" }, `${Math.round(percent)}%`),
       h("span", { class: "stage", role: failed ? "alert" : null }, text),
-      failed ? h("button", { type: "button", onclick: () => retry(item) }, `Retry ${item.file.name}`) : null,
+      failed ? h("button", { type: "button", class: "needs-editor", onclick: () => retry(item) }, `Retry ${item.file.name}`) : null,
     );
     renderBatch();
   }

@@ -37,7 +37,7 @@ export function mountSources(context, { liveJob }) {
   const table = h("table", { class: "sources", id: "sources" });
   const empty = h("p", { class: "empty", id: "sources-empty", hidden: true });
   const count = h("span", { class: "hint", "aria-live": "polite" });
-  const reembedButton = h("button", { type: "button", id: "reembed-selected", disabled: true, onclick: () => reembed([...selected]) }, "Re-embed selected");
+  const reembedButton = h("button", { type: "button", id: "reembed-selected", class: "needs-editor", disabled: true, onclick: () => reembed([...selected]) }, "Re-embed selected");
   const columnsMenu = h("details", { class: "columns-menu" }, h("summary", {}, "Columns"));
   const element = h(
     "section",
@@ -151,8 +151,8 @@ export function mountSources(context, { liveJob }) {
               "td",
               { class: "actions" },
               h("button", { type: "button", onclick: () => history(doc) }, "History", h("span", { class: "visually-hidden" }, ` of ${doc.file_name}`)),
-              h("button", { type: "button", onclick: () => reembed([doc.document_id]) }, "Re-embed", h("span", { class: "visually-hidden" }, ` ${doc.file_name}`)),
-              h("button", { type: "button", class: "danger", onclick: () => remove(doc) }, "Delete", h("span", { class: "visually-hidden" }, ` ${doc.file_name}`)),
+              h("button", { type: "button", class: "needs-editor", onclick: () => reembed([doc.document_id]) }, "Re-embed", h("span", { class: "visually-hidden" }, ` ${doc.file_name}`)),
+              h("button", { type: "button", class: "danger needs-editor", onclick: () => remove(doc) }, "Delete", h("span", { class: "visually-hidden" }, ` ${doc.file_name}`)),
             ),
           ),
         ),
