@@ -29,6 +29,7 @@ from ragstream_chat.handlers import (
     configure_collection,
     prepare,
 )
+from ragstream_chat.openai_api import openai_error_handlers
 from ragstream_chat.openai_api import router as openai_router
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
@@ -277,6 +278,7 @@ def create_app(ports: ChatPorts, *, default_tenant: str, authenticator: Authenti
     authenticator.policy = {**ROLES, **authenticator.policy}
     app.state.authenticator = authenticator
     error_handlers(app)
+    openai_error_handlers(app)
     app.include_router(router, dependencies=[Depends(authorize)])
     app.include_router(openai_router, dependencies=[Depends(authorize)])
     return app
