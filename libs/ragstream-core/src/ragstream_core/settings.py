@@ -19,7 +19,8 @@ from ragstream_core.secrets import SecretBox
 class CoreSettings(BaseSettings):
     """Settings every service needs: the bus, storage, database, logs and retries."""
 
-    model_config = SettingsConfigDict(env_prefix="RAGSTREAM_", extra="ignore")
+    # several values are credentials (keys, URLs with passwords): a refusal never echoes the input
+    model_config = SettingsConfigDict(env_prefix="RAGSTREAM_", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Field(Path("data"), description="Root of embedded state (objects, index).")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server with JetStream.")
