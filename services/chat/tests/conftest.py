@@ -12,8 +12,8 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from ragstream_chat.answers import Answerer, ExtractiveAnswerer
-from ragstream_chat.collection_provider import CollectionProviders
 from ragstream_chat.api import create_app
+from ragstream_chat.collection_provider import CollectionProviders
 from ragstream_chat.collection_settings import CollectionStore
 from ragstream_chat.conversations import ConversationStore
 from ragstream_chat.ports import Collections, Conversations, Search
