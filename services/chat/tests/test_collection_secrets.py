@@ -314,6 +314,8 @@ async def test_a_provider_quoting_a_wrong_collection_key_never_shows_it(
         ({"openai_base_url": "ftp://llm.example.com", "openai_model": MODEL}, "is not an http(s) URL"),
         ({"openai_base_url": "https://u:pw@llm.example.com/v1", "openai_model": MODEL}, "must not carry credentials"),
         ({"openai_base_url": "https://llm.example.com/v1"}, "needs openai_model"),
+        ({"openai_base_url": "http://[::1/v1", "openai_model": MODEL}, "is not a URL"),
+        ({"openai_base_url": "http://llm.example.com:99999/v1", "openai_model": MODEL}, "is not a URL"),
         ({"api_key": "sk-orphan-key-123456"}, "api_key needs openai_base_url"),
     ],
 )

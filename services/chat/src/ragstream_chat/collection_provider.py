@@ -38,11 +38,15 @@ class EndpointUpdate:
 
 
 def _check_base_url(base_url: str) -> str:
-    parts = urlsplit(base_url)
+    accepted = "accepted: an http(s) URL such as https://api.example.com/v1"
+    try:
+        parts = urlsplit(base_url)
+        _ = parts.port  # raises for a port that is not one
+        httpx.URL(base_url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise InvalidInput(f"openai_base_url is not a URL ({exc}); {accepted}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(
-            f"openai_base_url {base_url!r} is not an http(s) URL; accepted: e.g. https://api.example.com/v1"
-        )
+        raise InvalidInput(f"openai_base_url {base_url!r} is not an http(s) URL; {accepted}")
     if parts.username or parts.password:
         raise InvalidInput("openai_base_url must not carry credentials (user:password@); send the key as api_key")
     return base_url.rstrip("/")
