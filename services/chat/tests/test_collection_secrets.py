@@ -8,7 +8,10 @@ provider might). The database is the session's real PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +27,7 @@ from ragstream_chat.collection_provider import CollectionProviders
 from ragstream_chat.collection_settings import CollectionStore, secret_context
 from ragstream_core.errors import SecretUnavailable
 from ragstream_core.secrets import SecretBox, generate_key
+from ragstream_devstack.servers import Postgres, python_env
 from ragstream_devstack.testing import new_id
 
 if TYPE_CHECKING:
@@ -231,6 +235,31 @@ async def test_rotation_to_a_new_key_loses_nothing(
     assert answered.status_code == 200, answered.text
     assert answered.json()["answer"] == REPLY
     assert provider.authorizations[-1] == f"Bearer {api_key}"
+
+
+async def test_the_rotate_secrets_command_reseals_and_reports_counts_as_json(
+    client: httpx.AsyncClient, ports: Ports, chat_pool: AsyncConnectionPool, postgres: Postgres, provider: Provider,
+    api_key: str, tenant: dict[str, str],
+) -> None:  # fmt: skip
+    old, new = generate_key(), generate_key()
+    use_keys(ports, old)
+    collection = new_id("col")
+    await configure(client, tenant, collection, provider, api_key)
+    env = python_env({"RAGSTREAM_POSTGRES_URL": postgres.url, "RAGSTREAM_SECRET_KEYS": f"{new},{old}"})
+
+    command = [sys.executable, "-m", "ragstream_chat", "rotate-secrets"]
+    ran = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, timeout=120)
+
+    report = json.loads(ran.stdout.splitlines()[-1])
+    assert report["rotated"] == 1, ran.stdout + ran.stderr
+    # rows of other tests (their own keys) are reported unreadable: the command then exits 1
+    assert ran.returncode == (1 if report["unreadable"] else 0)
+    assert collection not in [u["collection_id"] for u in report["unreadable"]]
+    row = await stored_row(chat_pool, tenant, collection)
+    assert row is not None
+    assert row[1] == box(new).key_ids[0]
+    assert old not in ran.stdout + ran.stderr
+    assert api_key not in ran.stdout + ran.stderr
 
 
 async def test_a_key_no_configured_key_opens_fails_the_answer_with_a_reason_and_is_reported(

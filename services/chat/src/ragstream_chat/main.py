@@ -1,7 +1,7 @@
 """Composition root of the chat service: ``python -m ragstream_chat [migrate | rotate-secrets]``.
 
 ``rotate-secrets`` seals every stored collection API key again with the first key of
-``RAGSTREAM_SECRET_KEYS`` and prints the counts as JSON; it exits with 1 when a key could not be
+``RAGSTREAM_SECRET_KEYS`` and prints the counts as JSON (its last line); it exits with 1 when a key could not be
 opened by any configured key (those are listed by tenant and collection: keep the old key).
 """
 
@@ -174,7 +174,7 @@ def main() -> None:
         return
     if sys.argv[1:] == ["rotate-secrets"]:
         rotation = asyncio.run(rotate_secrets(settings))
-        sys.stdout.write(json.dumps(dataclasses.asdict(rotation), indent=2) + "\n")
+        sys.stdout.write(json.dumps(dataclasses.asdict(rotation)) + "\n")  # the last line: the report
         raise SystemExit(1 if rotation.unreadable else 0)
     if settings.local_model:
         try:  # refuse at once, saying what to install, rather than fail after connecting
