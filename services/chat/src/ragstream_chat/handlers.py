@@ -321,11 +321,11 @@ async def configure_collection(
     configured."""
     stored = await ports.collections.settings(tenant_id, collection_id)
     own_endpoint = ports.providers.endpoint(tenant_id, collection_id, endpoint or EndpointUpdate(), stored.endpoint)
-    configured = sorted(set(ports.answerers) | ({"openai"} if own_endpoint else set()))
+    configured = _providers(CollectionChat(endpoint=own_endpoint), ports)
     if chat.provider is not None and chat.provider not in configured:
         raise InvalidInput(
             f"provider {chat.provider!r} is not configured; configured: {', '.join(configured)}"
-            + ("" if own_endpoint else " (openai too, with openai_base_url and openai_model)")
+            + ("" if "openai" in configured else " (openai too, with openai_base_url and openai_model)")
         )
     await ports.collections.put_settings(tenant_id, collection_id, replace(chat, endpoint=own_endpoint))
     return await chat_settings(tenant_id, collection_id, ports)
