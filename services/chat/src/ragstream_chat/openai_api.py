@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import psycopg
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -117,6 +119,10 @@ OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     403: {"model": OpenAIError, "description": "The key may not make this request (code insufficient_permissions)."},
     404: {"model": OpenAIError, "description": "The model (collection) is not known."},
+    422: {
+        "model": OpenAIError,
+        "description": "A field has the wrong type or shape (param names it), or a value is out of range.",
+    },
     409: {
         "model": OpenAIError,
         "description": "The collection's own API key cannot be decrypted (the message says which key it needs).",
@@ -142,16 +148,35 @@ def openai_error(error: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _invalid_body(error: RequestValidationError) -> JSONResponse:
+    """FastAPI's request validation as OpenAI's 422: each field and what is wrong with it."""
+    problems = [(".".join(str(part) for part in e["loc"][1:]), e["msg"]) for e in error.errors()]
+    message = "; ".join(f"{field or 'body'}: {msg}" for field, msg in problems)
+    body = {"error": {"message": message, "type": "invalid_request_error", "param": problems[0][0] or None,
+                      "code": "invalid_value"}}  # fmt: skip
+    return JSONResponse(body, status_code=422)
+
+
 def openai_error_handlers(app: FastAPI) -> None:
-    """Answer a ``RagstreamError`` raised on an OpenAI-compatible route before it runs (401 and
-    403 of ``authorize``) in OpenAI's shape, which OpenAI clients parse (``AuthenticationError``,
-    ``PermissionDeniedError``); every other route keeps ``runtime.error_response``."""
+    """Answer what is refused on an OpenAI-compatible route before it runs (401 and 403 of
+    ``authorize``, 422 of request validation) in OpenAI's shape, which OpenAI clients parse
+    (``AuthenticationError``, ``PermissionDeniedError``, ``UnprocessableEntityError``); every
+    other route keeps ``runtime.error_response`` and FastAPI's 422."""
+
+    def on_openai_route(request: Request) -> bool:
+        return getattr(request.scope.get("route"), "path", request.url.path) in OPENAI_ROUTES
 
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
-        route = getattr(request.scope.get("route"), "path", request.url.path)
-        return openai_error(exc) if route in OPENAI_ROUTES else error_response(exc)
+        return openai_error(exc) if on_openai_route(request) else error_response(exc)
+
+    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        if on_openai_route(request):
+            return _invalid_body(exc)
+        return await request_validation_exception_handler(request, exc)
 
     app.add_exception_handler(RagstreamError, on_error)
+    app.add_exception_handler(RequestValidationError, on_invalid)
 
 
 def _question(tenant: str, body: CompletionRequest) -> Question:
