@@ -1,10 +1,12 @@
 """Secrets never appear in logs, traces or error messages.
 
 A stack of its own runs with secrets configured: the API key of the OpenAI-compatible provider
-(whose fake endpoint refuses it and, like a careless provider, quotes it back), and a password in
-the PostgreSQL URL. Uploads, bad uploads, chats (JSON and streamed) that fail at the provider and
-the readiness pages (also with PostgreSQL stopped) are exercised; then every service log, the
-traces file and every response body are searched for the secrets.
+(whose fake endpoint refuses it and, like a careless provider, quotes it back), a collection's
+own provider API key (set through the chat settings, stored sealed), the key that seals it (the
+stack's generated ``RAGSTREAM_SECRET_KEYS``) and a password in the PostgreSQL URL. Uploads, bad
+uploads, chats (JSON, streamed and OpenAI-compatible) that fail at the provider and the readiness
+pages (also with PostgreSQL stopped) are exercised; then every service log, the traces file,
+every response body, the audit log and the stored settings are searched for the secrets.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psycopg
 import pytest
 
 from ragstream_devstack.identity import identity_headers
@@ -27,6 +30,7 @@ from ragstream_devstack.testing import eventually, new_id
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "e2e" / "logs-secrets"
 API_KEY = "sk-ragstream-" + new_id("apikey")
 DB_PASSWORD = "pw-" + new_id("dbpass")
+COLLECTION_KEY = "sk-collection-" + new_id("apikey")
 
 
 class _RefusingProvider(BaseHTTPRequestHandler):
@@ -152,6 +156,59 @@ async def test_no_secret_appears_in_logs_traces_or_error_bodies(
         assert "error" in streamed.text, streamed.text
         # the provider's quote of the key reached chat's error, with the key replaced
         assert "Incorrect API key provided: ***" in streamed.text, streamed.text
+        service_calls = len(provider[1])
+        # the collection's own endpoint and key: write-only, sent to its provider, never shown
+        settings = await keep(
+            await http.put(
+                f"{chat}/v1/collections/docs/chat/settings",
+                json={"provider": "openai", "openai_base_url": provider[0], "openai_model": "gpt-own",
+                      "api_key": COLLECTION_KEY},
+                headers=headers,
+            )
+        )  # fmt: skip
+        assert settings.status_code == 200, settings.text
+        assert settings.json()["api_key_set"] is True, settings.text
+        await keep(await http.get(f"{chat}/v1/collections/docs/chat/settings", headers=headers))
+        own = await keep(
+            await http.post(
+                f"{chat}/v1/collections/docs/chat", json={"question": "When does the harbor open?"}, headers=headers
+            )
+        )
+        assert own.status_code == 503, own.text
+        assert "Incorrect API key provided: ***" in own.text, own.text
+        await keep(
+            await http.post(
+                f"{chat}/v1/collections/docs/chat",
+                json={"question": "When does the harbor open?", "stream": True},
+                headers=headers,
+            )
+        )
+        await keep(
+            await http.post(
+                f"{chat}/v1/chat/completions",
+                json={"model": "docs", "messages": [{"role": "user", "content": "When does the harbor open?"}]},
+                headers=headers,
+            )
+        )
+        collection_calls = provider[1][service_calls:]
+        assert collection_calls, "chat never called the collection's provider"
+        assert all(a == f"Bearer {COLLECTION_KEY}" for a in collection_calls), "not the collection's key"
+        # at rest: sealed in chat's table; the audit log records the change without the key
+        assert secret_stack.postgres is not None
+        async with await psycopg.AsyncConnection.connect(secret_stack.postgres.url) as db:
+            cur = await db.execute(
+                "SELECT api_key_sealed, api_key_key_id FROM chat.collection_settings WHERE tenant_id = %s",
+                (tenant,),
+            )
+            stored = await cur.fetchall()
+            cur = await db.execute(
+                "SELECT action || ' ' || detail::text FROM gateway.audit_log WHERE tenant_id = %s", (tenant,)
+            )
+            audit = "\n".join(row[0] for row in await cur.fetchall())
+        assert len(stored) == 1, stored
+        assert stored[0][0].startswith(f"rs1:{stored[0][1]}:"), stored
+        assert "chat_settings.update" in audit, audit
+        assert '"api_key_sent": true' in audit, audit
         for service in ("ingest-gateway", "progress", "chat"):
             await keep(await http.get(f"{secret_stack.url(service)}/readyz"))
         # PostgreSQL gone: the readiness pages and the API explain it, without the URL's password
@@ -163,10 +220,14 @@ async def test_no_secret_appears_in_logs_traces_or_error_bodies(
         down = await keep(await http.get(f"{gateway}/v1/collections/docs/documents", headers=headers))
         assert down.status_code >= 500, down.text
     assert provider[1], "chat never called the provider"
-    assert all(a == f"Bearer {API_KEY}" for a in provider[1]), "chat sent another key than the configured one"
+    assert all(a == f"Bearer {API_KEY}" for a in provider[1][:service_calls]), (
+        "chat sent another key than the configured one"
+    )
 
     secret_stack.stop()  # flushes every log line and buffered span
-    places = {"response bodies": "\n".join(bodies)}
+    sealing_key = (secret_stack.data_dir / "secret-keys").read_text().strip()
+    assert sealing_key, "the stack generated no key sealing secrets"
+    places = {"response bodies": "\n".join(bodies), "audit log": audit, "chat.collection_settings": repr(stored)}
     for spec in SERVICES:
         log = OUTPUT / f"{spec.name}.log"
         assert log.exists(), f"no log of {spec.name}"
@@ -177,7 +238,12 @@ async def test_no_secret_appears_in_logs_traces_or_error_bodies(
 
     leaks = [
         f"{secret_name} in {place}: …{text[max(0, text.index(secret) - 120) : text.index(secret) + 40]}…"
-        for secret_name, secret in (("the provider's API key", API_KEY), ("the PostgreSQL password", DB_PASSWORD))
+        for secret_name, secret in (
+            ("the provider's API key", API_KEY),
+            ("the PostgreSQL password", DB_PASSWORD),
+            ("the collection's API key", COLLECTION_KEY),
+            ("the key sealing secrets", sealing_key),
+        )
         for place, text in places.items()
         if secret in text
     ]

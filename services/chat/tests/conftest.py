@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ragstream_chat.answers import Answerer, ExtractiveAnswerer
 from ragstream_chat.api import create_app
+from ragstream_chat.collection_provider import CollectionProviders
 from ragstream_chat.collection_settings import CollectionStore
 from ragstream_chat.conversations import ConversationStore
 from ragstream_chat.ports import Collections, Conversations, Search
@@ -21,6 +22,7 @@ from ragstream_core.bus import Bus
 from ragstream_core.events import SEARCH_SUBJECT
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit, SearchRequest, SearchResponse
 from ragstream_core.runtime import serve_http
+from ragstream_core.secrets import SecretBox, generate_key
 from ragstream_devstack.servers import Postgres, free_port, wait_for_port
 from ragstream_devstack.testing import eventually, migrated_pool
 
@@ -41,6 +43,10 @@ class Ports:
     top_k: int = 5
     history_turns: int = 6
     min_keyword_coverage: float = 0.66
+    #: collections' own endpoints; their keys sealed with a key of this test's own
+    providers: CollectionProviders = field(
+        default_factory=lambda: CollectionProviders(SecretBox.from_config(generate_key()), timeout_s=5)
+    )
 
 
 @dataclass

@@ -30,7 +30,11 @@ async def test_collection_without_settings_shows_the_defaults(client: httpx.Asyn
         "provider": "extractive",
         "min_score": 0.2,
         "top_k": 5,
-        "source": {"provider": "default", "min_score": "default", "top_k": "default"},
+        "openai_base_url": None,
+        "openai_model": None,
+        "api_key_set": False,
+        "api_key_last4": None,
+        "source": {"provider": "default", "min_score": "default", "top_k": "default", "endpoint": "default"},
         "providers": ["extractive"],
     }
 
@@ -82,7 +86,10 @@ async def test_unconfigured_provider_is_refused_naming_the_configured_ones(clien
     response = await client.put(f"/v1/collections/{new_id('col')}/chat/settings", json={"provider": "openai"})
 
     assert response.status_code == 400
-    assert response.json()["detail"] == "provider 'openai' is not configured; configured: extractive"
+    assert response.json()["detail"] == (
+        "provider 'openai' is not configured; configured: extractive"
+        " (openai too, with openai_base_url and openai_model)"
+    )
 
 
 async def test_resetting_a_setting_to_null_restores_the_default(client: httpx.AsyncClient) -> None:

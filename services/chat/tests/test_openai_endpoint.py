@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
@@ -139,3 +140,20 @@ async def test_index_updated_makes_the_collection_a_model(ports: Ports, llm: Asy
     await on_index_updated(IndexUpdated(meta=EventMeta(tenant_id=tenant, collection_id=collection)), ports)
 
     assert [m.id for m in (await llm.models.list()).data] == [collection]
+
+
+async def test_a_body_of_the_wrong_shape_is_a_422_in_openai_shape_naming_the_field(llm: AsyncOpenAI) -> None:
+    with pytest.raises(openai.UnprocessableEntityError) as raised:
+        await llm.chat.completions.create(model=new_id("col"), messages=[])
+
+    assert raised.value.code == "invalid_value"
+    assert raised.value.param == "messages"
+    assert "messages: List should have at least 1 item" in raised.value.message
+
+
+async def test_other_routes_keep_fastapis_422(chat_url: str) -> None:
+    async with httpx.AsyncClient(base_url=chat_url) as http:
+        response = await http.post(f"/v1/collections/{new_id('col')}/chat", json={"question": ""})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "question"]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ragstream_cli import collections, dead_letters, documents
+from ragstream_cli import collections, dead_letters, documents, secret_rotation
 from ragstream_cli.backup import backup_command, restore_command
 from ragstream_cli.chat import ask_command
 from ragstream_cli.config import load_config
@@ -17,7 +17,7 @@ from ragstream_cli.jobs import jobs_command
 from ragstream_cli.runner import report_error
 
 HELP = """Ingest documents, watch their jobs, manage documents and collections, ask questions;
-back up and restore a deployment.
+back up and restore a deployment; rotate the key of stored secrets.
 
 Servers and key come from RAGSTREAM_URL, RAGSTREAM_PROGRESS_URL, RAGSTREAM_CHAT_URL and
 RAGSTREAM_API_KEY, else from a profile of ~/.config/ragstream/config.toml (--profile).
@@ -59,6 +59,7 @@ app.command("restore", no_args_is_help=True)(restore_command)
 app.add_typer(documents.app, name="docs")
 app.add_typer(collections.app, name="collections")
 app.add_typer(dead_letters.app, name="dlq")
+app.add_typer(secret_rotation.app, name="secrets")
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ Hierarchy::
     ├── Forbidden                       403 (a wrong or used one-time token; a role too low)
     │   └── OriginNotAllowed            403 (a browser page whose origin the key's tenant does not allow)
     ├── Conflict                        409 (with ``details``: what it conflicts with)
+    ├── SecretUnavailable               409 (a stored secret: no key configured to seal it, or
+    │                                        none of the configured keys opens it)
     ├── UnreadableDocument              the parser cannot read the content; job fails at once
     └── DependencyUnavailable           503; retried on the bus
 
@@ -88,6 +90,12 @@ class Conflict(RagstreamError):
     """The request contradicts the current state (a running job, a taken name). Never retried."""
 
 
+class SecretUnavailable(RagstreamError):
+    """A tenant secret cannot be encrypted (no key is configured) or decrypted (no configured key
+    encrypted it). The operator's to fix (``RAGSTREAM_SECRET_KEYS``) or the owner's (set it
+    again); never retried."""
+
+
 class UnreadableDocument(RagstreamError):
     """The content cannot be parsed into text. Never retried: the job fails with the reason."""
 
@@ -116,6 +124,7 @@ ERROR_TABLE: dict[type[RagstreamError], ErrorMapping] = {
     OriginNotAllowed: ErrorMapping(403, grpc.StatusCode.PERMISSION_DENIED, retry=False),
     Forbidden: ErrorMapping(403, grpc.StatusCode.PERMISSION_DENIED, retry=False),
     Conflict: ErrorMapping(409, grpc.StatusCode.FAILED_PRECONDITION, retry=False),
+    SecretUnavailable: ErrorMapping(409, grpc.StatusCode.FAILED_PRECONDITION, retry=False),
     UnreadableDocument: ErrorMapping(422, grpc.StatusCode.FAILED_PRECONDITION, retry=False),
     DependencyUnavailable: ErrorMapping(503, grpc.StatusCode.UNAVAILABLE, retry=True),
     RagstreamError: ErrorMapping(500, grpc.StatusCode.INTERNAL, retry=True),

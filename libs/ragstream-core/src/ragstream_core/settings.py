@@ -13,11 +13,14 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ragstream_core.secrets import SecretBox
+
 
 class CoreSettings(BaseSettings):
     """Settings every service needs: the bus, storage, database, logs and retries."""
 
-    model_config = SettingsConfigDict(env_prefix="RAGSTREAM_", extra="ignore")
+    # several values are credentials (keys, URLs with passwords): a refusal never echoes the input
+    model_config = SettingsConfigDict(env_prefix="RAGSTREAM_", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Field(Path("data"), description="Root of embedded state (objects, index).")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server with JetStream.")
@@ -66,6 +69,19 @@ class CoreSettings(BaseSettings):
         description="An admin key of the default tenant from configuration (at least 32 characters), installed by"
         " the gateway at start: the first key of a new deployment. Changing it replaces the previous one.",
     )
+
+    secret_keys: SecretStr = Field(
+        SecretStr(""),
+        description="Keys that encrypt tenant secrets at rest (a collection's provider API key): comma-separated,"
+        " each 32 random bytes in base64 (`openssl rand -base64 32`); the first encrypts, every one decrypts."
+        " Empty: storing a secret is refused (make run and the test stacks keep a generated key in the data dir).",
+    )
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _secret_keys_are_keys(cls, value: SecretStr) -> SecretStr:
+        SecretBox.from_config(value.get_secret_value())  # raises naming the position, never the key
+        return value
 
     @field_validator("s3_public_url")
     @classmethod

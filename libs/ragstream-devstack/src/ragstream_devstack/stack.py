@@ -18,6 +18,7 @@ from typing import IO
 
 import httpx
 
+from ragstream_core.secrets import key_file
 from ragstream_devstack.servers import NatsServer, Postgres, free_port, python_env
 
 
@@ -174,6 +175,9 @@ class Stack:
             # no collector: spans go to a file under the data dir, for `make traces`
             extra["RAGSTREAM_TRACES_FILE"] = str(self.traces_file)
             extra.setdefault("OTEL_BSP_SCHEDULE_DELAY", "1000")
+        if "RAGSTREAM_SECRET_KEYS" not in os.environ:
+            # embedded default: a generated key kept beside the data it protects (production: a Secret)
+            extra["RAGSTREAM_SECRET_KEYS"] = key_file(self.data_dir / "secret-keys")
         if "RAGSTREAM_AUTH_MODE" not in os.environ:
             # one person on this machine: no keys (the services default to keys mode, for production)
             extra["RAGSTREAM_AUTH_MODE"] = "open"

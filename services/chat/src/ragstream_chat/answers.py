@@ -106,15 +106,17 @@ class OpenAICompatibleAnswerer:
 
     mode = "openai"
 
-    def __init__(self, *, base_url: str, api_key: str, model: str, timeout_s: float) -> None:
+    def __init__(
+        self, *, base_url: str, api_key: str, model: str, timeout_s: float, client: httpx.AsyncClient | None = None
+    ) -> None:
+        """``client``: shared with other answerers (a collection's own endpoint); its owner closes it.
+        Without one, the answerer makes its own (``client``)."""
         self.model = model
         #: quoted provider answers and exceptions may carry these; errors never show them
         self._secrets = (api_key, url_password(base_url))
-        self.client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
-            timeout=timeout_s,
-        )
+        self.url = f"{base_url.rstrip('/')}/chat/completions"
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = client or httpx.AsyncClient(timeout=timeout_s)
 
     @staticmethod
     def messages(question: str, passages: list[SearchHit], history: Sequence[Turn] = ()) -> list[dict[str, str]]:
@@ -133,7 +135,9 @@ class OpenAICompatibleAnswerer:
 
     async def _complete(self, messages: list[dict[str, str]]) -> str:
         try:
-            response = await self.client.post("/chat/completions", json={"model": self.model, "messages": messages})
+            response = await self.client.post(
+                self.url, json={"model": self.model, "messages": messages}, headers=self.headers
+            )
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise self._failure(f"the generation endpoint failed: {exc}") from exc
@@ -164,7 +168,7 @@ class OpenAICompatibleAnswerer:
     ) -> AsyncIterator[str]:
         body = {"model": self.model, "messages": self.messages(question, passages, history), "stream": True}
         try:
-            async with self.client.stream("POST", "/chat/completions", json=body) as response:
+            async with self.client.stream("POST", self.url, json=body, headers=self.headers) as response:
                 if response.is_error:
                     await response.aread()
                     raise self._failure(

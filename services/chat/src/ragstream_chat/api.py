@@ -16,8 +16,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 
+from ragstream_chat.collection_provider import EndpointUpdate
 from ragstream_chat.collection_settings import CollectionChat
 from ragstream_chat.handlers import (
     ChatEvent,
@@ -28,6 +29,7 @@ from ragstream_chat.handlers import (
     configure_collection,
     prepare,
 )
+from ragstream_chat.openai_api import openai_error_handlers
 from ragstream_chat.openai_api import router as openai_router
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
@@ -64,6 +66,27 @@ class ChatSettingsRequest(BaseModel):
     provider: str | None = Field(None, description="Provider name; null for the service default.")
     min_score: float | None = Field(None, ge=-1, le=1, description="Passages below are ignored; null: default.")
     top_k: int | None = Field(None, gt=0, le=50, description="Passages per question; null: default.")
+    openai_base_url: str | None = Field(
+        None,
+        max_length=2000,
+        description="The collection's own OpenAI-compatible endpoint (e.g. https://api.example.com/v1), used when its"
+        " provider is openai; null: the service's.",
+    )
+    openai_model: str | None = Field(None, max_length=200, description="Model at that endpoint (needed with it).")
+    api_key: SecretStr | None = Field(
+        None,
+        description="API key of that endpoint; write-only (answers show api_key_set and at most api_key_last4)."
+        " Stored encrypted. Omitted: the stored key is kept while openai_base_url stays the same; null or empty:"
+        " removed.",
+    )
+
+    def endpoint(self) -> EndpointUpdate:
+        key = self.api_key.get_secret_value() if self.api_key is not None else None
+        return EndpointUpdate(self.openai_base_url, self.openai_model, key, "api_key" in self.model_fields_set)
+
+    def audited(self) -> dict[str, object]:
+        """What the audit log records of the request: never the key, only whether one was sent."""
+        return self.model_dump(exclude={"api_key"}) | {"api_key_sent": "api_key" in self.model_fields_set}
 
 
 def ports_of(request: Request) -> ChatPorts:
@@ -106,6 +129,13 @@ def _question(tenant: str, collection_id: str, body: ChatRequest) -> Question:
     return Question(tenant, collection_id, body.question, body.top_k, body.conversation_id or "", filters=filters)
 
 
+#: a stored secret that cannot be sealed (no RAGSTREAM_SECRET_KEYS) or opened (none of its keys)
+SECRET_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "A secret cannot be stored (no secret key is configured) or the collection's API key"
+          " cannot be decrypted (no configured key encrypted it): the detail names the collection and key."}
+}  # fmt: skip
+
+
 #: one Server-Sent Event of a streamed answer: its name (started, citation, delta, sentence, done,
 #: error) and its JSON data
 SSE_EVENT: dict[str, Any] = {
@@ -118,10 +148,11 @@ SSE_EVENT: dict[str, Any] = {
     "/collections/{collection_id}/chat",
     response_model=None,
     responses={
+        **SECRET_UNAVAILABLE,
         200: {
             "description": "The answer (JSON), or with stream=true or Accept: text/event-stream its events (SSE).",
             "content": {"application/json": {}, "text/event-stream": {"schema": SSE_EVENT}},
-        }
+        },
     },
 )
 async def chat(
@@ -215,14 +246,15 @@ async def get_chat_settings(collection_id: str, ports: Ports, tenant: Tenant) ->
     return await chat_settings(tenant, collection_id, ports)
 
 
-@router.put("/collections/{collection_id}/chat/settings")
+@router.put("/collections/{collection_id}/chat/settings", responses=SECRET_UNAVAILABLE)
 async def put_chat_settings(
     request: Request, collection_id: str, body: ChatSettingsRequest, ports: Ports, tenant: Tenant
 ) -> dict[str, Any]:
-    """Replace the collection's settings; a null value means the service default."""
+    """Replace the collection's settings; a null value means the service default. The API key is
+    stored encrypted and never returned."""
     chat = CollectionChat(body.provider, body.min_score, body.top_k)
-    configured = await configure_collection(tenant, collection_id, chat, ports)
-    await _audit(request, "chat_settings.update", target=collection_id, detail=body.model_dump())
+    configured = await configure_collection(tenant, collection_id, chat, ports, endpoint=body.endpoint())
+    await _audit(request, "chat_settings.update", target=collection_id, detail=body.audited())
     return configured
 
 
@@ -247,6 +279,7 @@ def create_app(ports: ChatPorts, *, default_tenant: str, authenticator: Authenti
     app.state.authenticator = authenticator
     error_handlers(app)
     app.add_middleware(AuditRefusedChanges)
+    openai_error_handlers(app)
     app.include_router(router, dependencies=[Depends(authorize)])
     app.include_router(openai_router, dependencies=[Depends(authorize)])
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import structlog
@@ -21,6 +21,7 @@ from opentelemetry.trace import StatusCode
 from prometheus_client import Histogram
 
 from ragstream_chat.answers import Answerer
+from ragstream_chat.collection_provider import EndpointUpdate
 from ragstream_chat.collection_settings import CollectionChat
 from ragstream_chat.conversations import new_conversation_id, new_message_id
 from ragstream_chat.ports import ChatPorts
@@ -226,14 +227,19 @@ async def _said(text: str) -> AsyncIterator[str]:
 async def prepare(question: Question, ports: ChatPorts) -> Prepared:
     """Validate, load the history, rewrite the query and retrieve; raises before anything is answered:
     ``InvalidInput`` (blank question, another collection's conversation), ``NotFound`` (no such
-    conversation), ``DependencyUnavailable`` (search or rewrite failed)."""
+    conversation), ``SecretUnavailable`` (no configured key opens the collection's API key),
+    ``DependencyUnavailable`` (search or rewrite failed)."""
     started_at = time.perf_counter()
     text = question.text.strip()
     if not text:
         raise InvalidInput("the question is empty; send {'question': '...'}")
     own = await ports.collections.settings(question.tenant_id, question.collection_id)
     provider = own.provider or ports.provider
-    answerer = ports.answerers.get(provider)
+    answerer: Answerer | None
+    if provider == "openai" and own.endpoint is not None:  # the collection's own endpoint and key
+        answerer = ports.providers.answerer(question.tenant_id, question.collection_id, own.endpoint)
+    else:
+        answerer = ports.answerers.get(provider)
     if answerer is None:
         raise InvalidInput(
             f"collection {question.collection_id!r} answers with provider {provider!r}, which is not configured; "
@@ -274,31 +280,54 @@ async def answer_question(question: Question, ports: ChatPorts) -> dict[str, Any
     raise AssertionError("the answer ended without Done")  # events() always ends with Done
 
 
+def _providers(own: CollectionChat, ports: ChatPorts) -> list[str]:
+    return sorted(set(ports.answerers) | ({"openai"} if own.endpoint else set()))
+
+
 async def chat_settings(tenant_id: str, collection_id: str, ports: ChatPorts) -> dict[str, Any]:
-    """How the collection is answered: each value, and whether it is the collection's or the default."""
+    """How the collection is answered: each value, and whether it is the collection's or the default.
+    Of an API key only whether one is set and at most its last 4 characters are shown."""
     own = await ports.collections.settings(tenant_id, collection_id)
     source: dict[str, Literal["collection", "default"]] = {
-        name: "default" if getattr(own, name) is None else "collection" for name in ("provider", "min_score", "top_k")
+        name: "default" if getattr(own, name) is None else "collection"
+        for name in ("provider", "min_score", "top_k", "endpoint")
     }
+    endpoint = own.endpoint
     return {
         "collection_id": collection_id,
         "provider": own.provider or ports.provider,
         "min_score": ports.min_score if own.min_score is None else own.min_score,
         "top_k": own.top_k or ports.top_k,
+        "openai_base_url": endpoint.base_url if endpoint else None,
+        "openai_model": endpoint.model if endpoint else None,
+        "api_key_set": bool(endpoint and endpoint.api_key_sealed),
+        "api_key_last4": endpoint.api_key_hint if endpoint else None,
         "source": source,
-        "providers": sorted(ports.answerers),
+        "providers": _providers(own, ports),
     }
 
 
 async def configure_collection(
-    tenant_id: str, collection_id: str, chat: CollectionChat, ports: ChatPorts
+    tenant_id: str,
+    collection_id: str,
+    chat: CollectionChat,
+    ports: ChatPorts,
+    *,
+    endpoint: EndpointUpdate | None = None,
 ) -> dict[str, Any]:
-    """Replace the collection's settings (idempotent); raises ``InvalidInput`` for a provider not configured."""
-    if chat.provider is not None and chat.provider not in ports.answerers:
+    """Replace the collection's settings (idempotent); ``endpoint`` (default: none) is its own
+    OpenAI-compatible endpoint, its key sealed before it is stored. Raises ``InvalidInput`` for a
+    provider not configured or a bad endpoint, ``SecretUnavailable`` for a key with no secret key
+    configured."""
+    stored = await ports.collections.settings(tenant_id, collection_id)
+    own_endpoint = ports.providers.endpoint(tenant_id, collection_id, endpoint or EndpointUpdate(), stored.endpoint)
+    configured = _providers(CollectionChat(endpoint=own_endpoint), ports)
+    if chat.provider is not None and chat.provider not in configured:
         raise InvalidInput(
-            f"provider {chat.provider!r} is not configured; configured: {', '.join(sorted(ports.answerers))}"
+            f"provider {chat.provider!r} is not configured; configured: {', '.join(configured)}"
+            + ("" if "openai" in configured else " (openai too, with openai_base_url and openai_model)")
         )
-    await ports.collections.put_settings(tenant_id, collection_id, chat)
+    await ports.collections.put_settings(tenant_id, collection_id, replace(chat, endpoint=own_endpoint))
     return await chat_settings(tenant_id, collection_id, ports)
 
 

@@ -1,9 +1,16 @@
-"""Composition root of the chat service: ``python -m ragstream_chat [migrate]``."""
+"""Composition root of the chat service: ``python -m ragstream_chat [migrate | rotate-secrets]``.
+
+``rotate-secrets`` seals every stored collection API key again with the first key of
+``RAGSTREAM_SECRET_KEYS`` and prints the counts as JSON (its last line); it exits with 1 when a key could not be
+opened by any configured key (those are listed by tenant and collection: keep the old key).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import json
 import sys
 from dataclasses import dataclass
 
@@ -11,7 +18,8 @@ import structlog
 
 from ragstream_chat.answers import Answerer, ExtractiveAnswerer, OpenAICompatibleAnswerer
 from ragstream_chat.api import create_app
-from ragstream_chat.collection_settings import CollectionStore
+from ragstream_chat.collection_provider import CollectionProviders
+from ragstream_chat.collection_settings import CollectionStore, Rotation
 from ragstream_chat.conversations import ConversationStore
 from ragstream_chat.grpc_api import ChatServicer
 from ragstream_chat.handlers import on_index_updated
@@ -26,6 +34,7 @@ from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import chat_pb2_grpc
 from ragstream_core.proto.ragstream.v1.events_pb2 import IndexTagged, IndexUpdated
 from ragstream_core.runtime import allow_origins, ops_routes, run_service, serve_http
+from ragstream_core.secrets import SecretBox
 from ragstream_core.telemetry import configure_telemetry
 
 log = structlog.get_logger(__name__)
@@ -48,6 +57,7 @@ class Ports:
     top_k: int
     history_turns: int
     min_keyword_coverage: float
+    providers: CollectionProviders
 
 
 def build_answerers(settings: ChatSettings) -> dict[str, Answerer]:
@@ -90,6 +100,9 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
         settings.top_k,
         settings.history_turns,
         settings.min_keyword_coverage,
+        CollectionProviders(
+            SecretBox.from_config(core.secret_keys.get_secret_value()), timeout_s=settings.openai_timeout_s
+        ),
     )
 
     # Every index.updated, as it is stored: a plain subscription suffices, since the cache it
@@ -125,16 +138,33 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
         grpc_port=settings.grpc_port,
         provider=settings.provider,
         providers=sorted(answerers),
+        secret_key_ids=ports.providers.secrets.key_ids,
     )
     try:
         await serve_http(app, host=settings.http_host, port=settings.http_port, stop=stop)
     finally:
         await server.stop(grace=5)
         await bus.stop()
+        await ports.providers.aclose()
         await pool.close()
         for answerer in answerers.values():
             if isinstance(answerer, LocalAnswerer):
                 await asyncio.to_thread(answerer.close)
+
+
+async def rotate_secrets(settings: ChatSettings) -> Rotation:
+    """Seal every stored secret again with the first configured key (idempotent)."""
+    box = SecretBox.from_config(settings.core.secret_keys.get_secret_value())
+    if not box.configured:
+        raise SystemExit("rotate-secrets needs RAGSTREAM_SECRET_KEYS: the new key first, then the old ones")
+    pool = await open_pool(settings.core.postgres_url)
+    try:
+        rotation = await CollectionStore(pool).rotate_secrets(box)
+    finally:
+        await pool.close()
+    log.info("chat.secrets_rotated", key_id=box.key_ids[0], rotated=rotation.rotated, current=rotation.current,
+             unreadable=len(rotation.unreadable))  # fmt: skip
+    return rotation
 
 
 def main() -> None:
@@ -142,6 +172,10 @@ def main() -> None:
     if sys.argv[1:] == ["migrate"]:
         asyncio.run(apply_migrations(settings.core.postgres_url, service="chat", package="ragstream_chat"))
         return
+    if sys.argv[1:] == ["rotate-secrets"]:
+        rotation = asyncio.run(rotate_secrets(settings))
+        sys.stdout.write(json.dumps(dataclasses.asdict(rotation)) + "\n")  # the last line: the report
+        raise SystemExit(1 if rotation.unreadable else 0)
     if settings.local_model:
         try:  # refuse at once, saying what to install, rather than fail after connecting
             check_local_model(settings.local_model)

@@ -16,7 +16,9 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import psycopg
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,7 +28,7 @@ from ragstream_chat.retrieval import Filters
 from ragstream_chat.rewrite import Turn
 from ragstream_core.auth import Caller
 from ragstream_core.errors import InvalidInput, RagstreamError, UnprocessableInput, mapping_for
-from ragstream_core.runtime import invalid_data
+from ragstream_core.runtime import error_response, invalid_data
 from ragstream_core.tags import clean_tags
 
 router = APIRouter(prefix="/v1")
@@ -111,16 +113,70 @@ OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "The request is refused (e.g. the last message is not the user's; the message says why), "
         "or its body could not be parsed (FastAPI's detail).",
     },
+    401: {
+        "model": OpenAIError,
+        "description": "No API key, or one unknown, expired or revoked (code invalid_api_key).",
+    },
+    403: {"model": OpenAIError, "description": "The key may not make this request (code insufficient_permissions)."},
     404: {"model": OpenAIError, "description": "The model (collection) is not known."},
+    422: {
+        "model": OpenAIError,
+        "description": "A field has the wrong type or shape (param names it), or a value is out of range.",
+    },
+    409: {
+        "model": OpenAIError,
+        "description": "The collection's own API key cannot be decrypted (the message says which key it needs).",
+    },
     503: {"model": OpenAIError, "description": "Retrieval or generation is unavailable; retry later."},
+}
+
+
+#: the OpenAI-compatible routes: their refusals, also those before the route runs, are OpenAI's
+OPENAI_ROUTES = frozenset({"/v1/chat/completions", "/v1/models"})
+#: OpenAI's type and code of the statuses that OpenAI clients turn into their own exceptions
+_OPENAI_KINDS: dict[int, tuple[str, str]] = {
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", "insufficient_permissions"),
 }
 
 
 def openai_error(error: Exception) -> JSONResponse:
     status = mapping_for(error).http_status
-    kind = "invalid_request_error" if status < 500 else "api_error"
-    body = {"error": {"message": str(error), "type": kind, "param": None, "code": type(error).__name__}}
-    return JSONResponse(body, status_code=status)
+    kind, code = _OPENAI_KINDS.get(status, ("invalid_request_error" if status < 500 else "api_error", ""))
+    body = {"error": {"message": str(error), "type": kind, "param": None, "code": code or type(error).__name__}}
+    headers = {"WWW-Authenticate": 'Bearer realm="ragstream"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _invalid_body(error: RequestValidationError) -> JSONResponse:
+    """FastAPI's request validation as OpenAI's 422: each field and what is wrong with it."""
+    problems = [(".".join(str(part) for part in e["loc"][1:]), e["msg"]) for e in error.errors()]
+    message = "; ".join(f"{field or 'body'}: {msg}" for field, msg in problems)
+    body = {"error": {"message": message, "type": "invalid_request_error", "param": problems[0][0] or None,
+                      "code": "invalid_value"}}  # fmt: skip
+    return JSONResponse(body, status_code=422)
+
+
+def openai_error_handlers(app: FastAPI) -> None:
+    """Answer what is refused on an OpenAI-compatible route before it runs (401 and 403 of
+    ``authorize``, 422 of request validation) in OpenAI's shape, which OpenAI clients parse
+    (``AuthenticationError``, ``PermissionDeniedError``, ``UnprocessableEntityError``); every
+    other route keeps ``runtime.error_response`` and FastAPI's 422."""
+
+    def on_openai_route(request: Request) -> bool:
+        return getattr(request.scope.get("route"), "path", request.url.path) in OPENAI_ROUTES
+
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        return openai_error(exc) if on_openai_route(request) else error_response(exc)
+
+    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        if on_openai_route(request):
+            return _invalid_body(exc)
+        return await request_validation_exception_handler(request, exc)
+
+    app.add_exception_handler(RagstreamError, on_error)
+    app.add_exception_handler(RequestValidationError, on_invalid)
 
 
 def _question(tenant: str, body: CompletionRequest) -> Question:

@@ -6,6 +6,7 @@ import builtins
 from typing import Any, Protocol
 
 from ragstream_chat.answers import Answerer
+from ragstream_chat.collection_provider import CollectionProviders
 from ragstream_chat.collection_settings import CollectionChat
 from ragstream_chat.retrieval import Filters
 from ragstream_chat.rewrite import Turn
@@ -62,7 +63,8 @@ class Collections(Protocol):
 class ChatPorts(Protocol):
     """``provider``, ``min_score`` and ``top_k`` are the defaults of collections without their own;
     ``min_keyword_coverage`` keeps a passage scoring under ``min_score`` that has that share of the
-    query's key terms (see ``relevance``)."""
+    query's key terms (see ``relevance``); ``providers`` builds the answerers of collections that
+    have an OpenAI-compatible endpoint of their own, and seals and opens their keys."""
 
     retriever: Search
     answerers: dict[str, Answerer]
@@ -73,3 +75,4 @@ class ChatPorts(Protocol):
     top_k: int
     history_turns: int
     min_keyword_coverage: float
+    providers: CollectionProviders

@@ -82,12 +82,16 @@ class AuditRefusedChanges:
 
 
 def _reason(body: bytes) -> str:
-    """The error body's ``detail`` (the services' ``ErrorBody``), else its start as text."""
+    """The error body's ``detail`` (the services' ``ErrorBody``) or ``error.message`` (OpenAI's),
+    else its start as text."""
     try:
         parsed = json.loads(body)
     except ValueError:
         return body[:500].decode(errors="replace")
     if isinstance(parsed, dict):
+        error = parsed.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):  # OpenAI's shape
+            return str(error["message"])[:500]
         detail = parsed.get("detail")
         if isinstance(detail, str):
             return detail[:500]
