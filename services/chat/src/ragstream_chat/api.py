@@ -28,12 +28,13 @@ from ragstream_chat.handlers import (
     configure_collection,
     prepare,
 )
+from ragstream_chat.openai_api import OPENAI_PATHS, openai_error
 from ragstream_chat.openai_api import router as openai_router
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
-from ragstream_core.auth import Authenticator, Caller, RolePolicy, authorize
-from ragstream_core.errors import InvalidInput, RagstreamError
-from ragstream_core.runtime import error_handlers
+from ragstream_core.auth import Authenticator, Caller, RatePolicy, RolePolicy, authorize
+from ragstream_core.errors import InvalidInput, RagstreamError, RateLimited
+from ragstream_core.runtime import declare_rate_limits, error_handlers, error_response
 
 router = APIRouter(prefix="/v1")
 
@@ -145,8 +146,12 @@ def _ws_event(event: ChatEvent) -> dict[str, Any]:
 
 @router.websocket("/collections/{collection_id}/chat/ws")
 async def chat_socket(websocket: WebSocket, collection_id: str, caller: Caller) -> None:
-    """Questions in, events out, any number per connection; errors are ``error`` events, the socket stays."""
+    """Questions in, events out, any number per connection; errors are ``error`` events, the socket stays.
+
+    Each question counts against the chat rate limits; a refused one is an ``error`` event
+    (``RateLimited`` with ``retry_after_s``)."""
     ports: ChatPorts = websocket.app.state.ports
+    authenticator: Authenticator = websocket.app.state.authenticator
     tenant = caller.tenant_id
     await websocket.accept()
     try:
@@ -154,6 +159,7 @@ async def chat_socket(websocket: WebSocket, collection_id: str, caller: Caller) 
             raw = await websocket.receive_text()
             try:
                 body = ChatRequest.model_validate_json(raw)
+                await authenticator.throttle(caller, "chat")
                 prepared = await prepare(_question(tenant, collection_id, body), ports)
                 async for event in prepared.events():
                     await websocket.send_json(_ws_event(event))
@@ -161,7 +167,8 @@ async def chat_socket(websocket: WebSocket, collection_id: str, caller: Caller) 
                 error = InvalidInput(f"a question is a JSON object {{'question': '...'}}: {exc.errors()[0]['msg']}")
                 await websocket.send_json({"event": "error", "data": {"error": "InvalidInput", "detail": str(error)}})
             except RagstreamError as exc:
-                await websocket.send_json({"event": "error", "data": {"error": type(exc).__name__, "detail": str(exc)}})
+                data = {"error": type(exc).__name__, "detail": str(exc), **exc.details}
+                await websocket.send_json({"event": "error", "data": data})
     except WebSocketDisconnect:
         return
 
@@ -235,6 +242,13 @@ ROLES: RolePolicy = {
     ("POST", "/v1/chat/completions"): "viewer",
 }
 
+#: the routes that count against the chat rate limits (``ragstream_core.auth.ratelimit``); a
+#: WebSocket is charged per question it carries (``chat_socket``), not for its handshake
+RATES: RatePolicy = {
+    ("POST", "/v1/collections/{collection_id}/chat"): "chat",
+    ("POST", "/v1/chat/completions"): "chat",
+}
+
 
 def create_app(ports: ChatPorts, *, default_tenant: str, authenticator: Authenticator | None = None) -> FastAPI:
     """The chat app; ``authenticator`` decides every /v1 request (default: ``open`` mode, for tests
@@ -244,8 +258,19 @@ def create_app(ports: ChatPorts, *, default_tenant: str, authenticator: Authenti
     app.state.default_tenant = default_tenant
     authenticator = authenticator or Authenticator(mode="open", default_tenant=default_tenant)
     authenticator.policy = {**ROLES, **authenticator.policy}
+    authenticator.rates = {**RATES, **authenticator.rates}
     app.state.authenticator = authenticator
     error_handlers(app)
     app.include_router(router, dependencies=[Depends(authorize)])
     app.include_router(openai_router, dependencies=[Depends(authorize)])
+    app.add_exception_handler(RateLimited, _rate_limited)
+    declare_rate_limits(app, authenticator.rates)
     return app
+
+
+async def _rate_limited(request: Request, exc: Exception) -> Response:
+    """A rate-limit refusal: in OpenAI's error shape on the OpenAI-compatible routes (their clients
+    back off on it), else the usual body; both with ``Retry-After``."""
+    if request.url.path.startswith(OPENAI_PATHS):
+        return openai_error(exc)
+    return error_response(exc)

@@ -25,7 +25,7 @@ from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
 from ragstream_chat.rewrite import Turn
 from ragstream_core.auth import Caller
-from ragstream_core.errors import InvalidInput, RagstreamError, UnprocessableInput, mapping_for
+from ragstream_core.errors import InvalidInput, RagstreamError, UnprocessableInput, mapping_for, retry_after_s
 from ragstream_core.runtime import invalid_data
 from ragstream_core.tags import clean_tags
 
@@ -112,15 +112,26 @@ OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
         "or its body could not be parsed (FastAPI's detail).",
     },
     404: {"model": OpenAIError, "description": "The model (collection) is not known."},
+    429: {
+        "model": OpenAIError,
+        "description": "A rate limit of the key or tenant is reached (type rate_limit_exceeded); see Retry-After.",
+    },
     503: {"model": OpenAIError, "description": "Retrieval or generation is unavailable; retry later."},
 }
+#: the paths of these routes (their refusals take OpenAI's shape)
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
 
 
 def openai_error(error: Exception) -> JSONResponse:
     status = mapping_for(error).http_status
     kind = "invalid_request_error" if status < 500 else "api_error"
-    body = {"error": {"message": str(error), "type": kind, "param": None, "code": type(error).__name__}}
-    return JSONResponse(body, status_code=status)
+    code = type(error).__name__
+    headers = {}
+    if (wait := retry_after_s(error)) is not None:  # OpenAI's own 429: type and code rate_limit_exceeded
+        kind = code = "rate_limit_exceeded"
+        headers["Retry-After"] = str(wait)
+    body = {"error": {"message": str(error), "type": kind, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _question(tenant: str, body: CompletionRequest) -> Question:

@@ -3,6 +3,7 @@
 - ``Principal`` / ``Role``: who asks (tenant, actor, role, key id); roles viewer < editor < admin.
 - ``KeyStore``: presented key → principal (SHA-256 lookup in ``auth.api_keys``, briefly cached).
 - ``Authenticator``: mode (``open`` / ``keys``), the role each route needs, refusals audited.
+- ``RateLimiter``: upload and chat rate limits per key and per tenant, in PostgreSQL (GCRA).
 - ``authorize`` / ``Caller``: the FastAPI dependency; ``AuthInterceptor``: the gRPC interceptor.
 """
 
@@ -17,6 +18,7 @@ from ragstream_core.auth.authenticator import (
 from ragstream_core.auth.grpc_calls import AuthInterceptor, current_principal
 from ragstream_core.auth.keys import BOOTSTRAP_ACCOUNT, BOOTSTRAP_KEY_ID, KeyStore, key_hash, new_key
 from ragstream_core.auth.principal import ROLES, Principal, Role, role_rank
+from ragstream_core.auth.ratelimit import Action, RateLimiter, RateLimits, RatePolicy
 from ragstream_core.auth.rest import Caller, authorize
 
 __all__ = [
@@ -24,12 +26,16 @@ __all__ = [
     "BOOTSTRAP_KEY_ID",
     "PUBLIC",
     "ROLES",
+    "Action",
     "AuthInterceptor",
     "AuthMode",
     "Authenticator",
     "Caller",
     "KeyStore",
     "Principal",
+    "RateLimiter",
+    "RateLimits",
+    "RatePolicy",
     "Role",
     "RolePolicy",
     "authenticator_from",
