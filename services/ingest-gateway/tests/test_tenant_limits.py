@@ -346,3 +346,19 @@ async def test_grpc_upload_over_the_limit_is_resource_exhausted_with_retry_after
     trailing = dict(raised.value.trailing_metadata() or ())
     assert int(trailing["retry-after"]) >= 1
     assert "at most 1 upload calls" in (raised.value.details() or "")
+
+
+async def test_a_request_refused_by_the_tenant_limit_is_not_charged_to_its_key(
+    new_tenant: TenantFactory, gateway_pool: AsyncConnectionPool
+) -> None:
+    tenant = await new_tenant()
+    await tenant.set_limits(upload_per_key=1, upload_per_tenant=1)
+    first_key, second_key = await tenant.key(), await tenant.key()
+    assert (await tenant.upload(first_key, "a.md", b"# a\n1")).status_code == 202
+    refused = [await tenant.upload(second_key, "b.md", b"# b\n1") for _ in range(3)]
+    await tenant.set_limits(upload_per_key=1, upload_per_tenant=10)
+
+    accepted = await tenant.upload(second_key, "b.md", b"# b\n1")
+
+    assert [r.json()["limit"] for r in refused] == ["tenant", "tenant", "tenant"]
+    assert accepted.status_code == 202, accepted.text

@@ -5,8 +5,10 @@ timer): ``N`` requests per ``window_s`` with a burst of ``N``. A bucket is one r
 ``auth.rate_buckets`` keyed by (scope, subject, action) holding its theoretical arrival time;
 one ``INSERT .. ON CONFLICT DO UPDATE .. RETURNING`` checks and charges the key's and the
 tenant's buckets at once, with the database's clock, so replicas share the limit exactly and no
-clock skew between them matters. A refused bucket is not charged; when only one of the two
-refuses, the other has been charged (a refused request still counts against a noisy key).
+clock skew between them matters. A refused request is charged to neither: a refused bucket is
+left alone, and when only one of the two refuses, the other's charge is given back (one more
+statement, on the refusing path only; GCRA charges add up, so a refund is exact whatever ran in
+between). Otherwise a client retrying fast could starve itself, each bucket refusing in turn.
 
 Limits come from ``CoreSettings`` (``RAGSTREAM_RATE_*``) unless the tenant has its own in
 ``auth.tenant_limits`` (``PUT /v1/tenant/limits`` on the gateway), read in the same statement:
@@ -84,7 +86,12 @@ ON CONFLICT (scope, subject, action) DO UPDATE SET
     checked_at = excluded.checked_at,
     interval_s = excluded.interval_s,
     per_window = excluded.per_window
-RETURNING scope, allowed, tat - checked_at - (%(window)s - interval_s) AS wait_s, per_window
+RETURNING scope, allowed, tat - checked_at - (%(window)s - interval_s) AS wait_s, per_window, interval_s
+"""
+
+_REFUND = """
+UPDATE auth.rate_buckets SET tat = tat - %(interval)s
+WHERE scope = %(scope)s AND subject = %(subject)s AND action = %(action)s
 """
 
 
@@ -137,9 +144,15 @@ class RateLimiter:
         async with self.pool.connection() as conn:
             cur = await conn.execute(_CHECK.format(per_key=per_key, per_tenant=per_tenant), params)
             rows = await cur.fetchall()
-        refused = [(str(scope), float(wait), int(rate)) for scope, allowed, wait, rate in rows if not allowed]
-        if not refused:
-            return
+            refused = [(str(scope), float(wait), int(rate)) for scope, allowed, wait, rate, _ in rows if not allowed]
+            if not refused:
+                return
+            for scope, allowed, _, _, interval in rows:
+                if allowed:
+                    subject = principal.key_id if scope == "key" else principal.tenant_id
+                    await conn.execute(
+                        _REFUND, {"interval": interval, "scope": scope, "subject": subject, "action": action}
+                    )
         scope, wait, rate = max(refused, key=lambda r: r[1])  # the caller must wait for the slowest
         raise self._refusal(principal, action, scope=scope, wait_s=wait, rate=rate)
 
