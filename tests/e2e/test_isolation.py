@@ -119,6 +119,8 @@ EXPECTED: dict[tuple[str, str, str], Probe] = {
     (GATEWAY, "POST", "/v1/accounts"): Probe("own", json={"account_id": "{account_id}", "role": "viewer"}),
     (GATEWAY, "GET", "/v1/accounts"): Probe("nothing"),
     (GATEWAY, "PATCH", "/v1/accounts/{account_id}"): Probe("absent", json={"role": "viewer"}),
+    (GATEWAY, "GET", "/v1/tenant/limits"): Probe("nothing"),
+    (GATEWAY, "PUT", "/v1/tenant/limits"): Probe("own", json={}),
     # ---- progress
     (PROGRESS, "GET", "/v1/jobs/events"): Probe("stream", params={"job_id": "{job_id}"}),
     (PROGRESS, "WEBSOCKET", "/v1/jobs/stream"): Probe("stream", params={"job_id": "{job_id}"}),
