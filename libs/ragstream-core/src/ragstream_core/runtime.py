@@ -25,7 +25,6 @@ import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
 from ragstream_core.errors import InvalidInput, RagstreamError, Unauthenticated, mapping_for, retry_after_s
@@ -124,11 +123,22 @@ RATE_LIMITED_ANSWER = (
 
 
 def declare_rate_limits(app: FastAPI, rates: Mapping[tuple[str, str], str]) -> None:
-    """Declare the 429 answer on the routes ``rates`` (the authenticator's rate policy) names, in the
-    OpenAPI document; a route that declares its own 429 keeps it."""
-    for route in app.routes:
-        if isinstance(route, APIRoute) and any((method, route.path) in rates for method in route.methods or ()):
-            route.responses.setdefault(429, {"description": RATE_LIMITED_ANSWER})
+    """Declare the 429 answer (``ErrorBody``) in the OpenAPI document on the operations ``rates``
+    (the authenticator's rate policy) names; an operation that declares its own 429 keeps it."""
+    original: Callable[[], dict[str, Any]] = app.openapi
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+    def openapi() -> dict[str, Any]:
+        schema = original()
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                if (method.upper(), path) in rates:
+                    operation.setdefault("responses", {}).setdefault(
+                        "429", {"description": RATE_LIMITED_ANSWER, "content": body}
+                    )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def invalid_data(error: Exception) -> InvalidInput:
