@@ -304,12 +304,16 @@ async def test_a_negative_limit_is_refused_saying_what_is_accepted(new_tenant: T
     assert "greater than or equal to 0" in response.text
 
 
-async def test_grpc_upload_over_the_limit_is_resource_exhausted_with_retry_after(
+GrpcUpload = Callable[..., Awaitable[ingest_pb2.UploadResponse]]
+
+
+@pytest.fixture
+async def grpc_upload(
     new_tenant: TenantFactory, gateway_pool: AsyncConnectionPool
-) -> None:
+) -> AsyncIterator[tuple[Tenant, GrpcUpload]]:
+    """A tenant and ``upload(key, name, data)`` through the gateway's gRPC server as ``main`` starts it
+    (auth and rate limits in the interceptor, in keys mode)."""
     tenant = await new_tenant()
-    await tenant.set_limits(upload_per_key=1)
-    key = await tenant.key()
     limiter = RateLimiter(gateway_pool, RateLimits(window_s=WINDOW_S))
     authenticator = Authenticator(mode="keys", default_tenant="default", pool=gateway_pool, cache_s=0, limiter=limiter)
     servicer = IngestServicer(tenant.ports)
@@ -321,31 +325,59 @@ async def test_grpc_upload_over_the_limit_is_resource_exhausted_with_retry_after
         port=port,
         interceptors=[AuthInterceptor(authenticator, GRPC_ROLES, rates=GRPC_RATES)],
     )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
 
-    async def upload(name: str) -> ingest_pb2.UploadResponse:
-        async def requests() -> AsyncIterator[ingest_pb2.UploadRequest]:
-            yield ingest_pb2.UploadRequest(header=ingest_pb2.UploadHeader(collection_id="docs", file_name=name))
-            yield ingest_pb2.UploadRequest(chunk=f"# {name}\ntext".encode())
+        async def upload(key: str, name: str, data: bytes) -> ingest_pb2.UploadResponse:
+            async def requests() -> AsyncIterator[ingest_pb2.UploadRequest]:
+                yield ingest_pb2.UploadRequest(header=ingest_pb2.UploadHeader(collection_id="docs", file_name=name))
+                for start in range(0, len(data), 64):
+                    yield ingest_pb2.UploadRequest(chunk=data[start : start + 64])
 
-        response: ingest_pb2.UploadResponse = await stub.Upload(
-            requests(), metadata=(("authorization", f"Bearer {key}"),)
-        )
-        return response
+            response: ingest_pb2.UploadResponse = await stub.Upload(
+                requests(), metadata=(("authorization", f"Bearer {key}"),)
+            )
+            return response
 
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = ingest_pb2_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
-            accepted = await upload("a.md")
-            with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await upload("b.md")
-    finally:
-        await server.stop(grace=None)
+        yield tenant, upload
+    await server.stop(grace=None)
+
+
+async def test_grpc_upload_over_the_limit_is_resource_exhausted_with_retry_after(
+    grpc_upload: tuple[Tenant, GrpcUpload],
+) -> None:
+    tenant, upload = grpc_upload
+    await tenant.set_limits(upload_per_key=1)
+    key = await tenant.key()
+
+    accepted = await upload(key, "a.md", b"# a\ntext")
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await upload(key, "b.md", b"# b\ntext")
 
     assert accepted.document_id
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     trailing = dict(raised.value.trailing_metadata() or ())
     assert int(trailing["retry-after"]) >= 1
     assert "at most 1 upload calls" in (raised.value.details() or "")
+
+
+async def test_a_streamed_upload_is_cut_off_once_it_passes_the_byte_quota_leaving_nothing(
+    grpc_upload: tuple[Tenant, GrpcUpload], tmp_path: Path
+) -> None:
+    tenant, upload = grpc_upload
+    await tenant.set_limits(quota_bytes=100)
+    key = await tenant.key()
+    await upload(key, "a.md", b"# a\n" + b"x" * 36)  # 40 of 100 bytes
+    stored_before = _stored_objects(tmp_path / "objects")
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await upload(key, "big.md", b"# big\n" + b"y" * 4000)
+
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "passed 64 bytes" in (raised.value.details() or "")  # the first chunk over the 60 bytes left
+    assert "40 of 100 bytes used" in (raised.value.details() or "")
+    assert not dict(raised.value.trailing_metadata() or ()).get("retry-after")
+    assert _stored_objects(tmp_path / "objects") == stored_before
 
 
 async def test_a_request_refused_by_the_tenant_limit_is_not_charged_to_its_key(

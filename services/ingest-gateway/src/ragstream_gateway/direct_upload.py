@@ -47,7 +47,7 @@ from ragstream_gateway.limits import checked_media_type, claimed_media_type, rec
 from ragstream_gateway.media import accepted_list
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.spool import new_spool, spool_stream
-from ragstream_gateway.tenant_limits import TenantLimitsRepository, check_quota
+from ragstream_gateway.tenant_limits import TenantLimitsRepository, byte_quota, check_quota
 from ragstream_gateway.upload_repository import UploadRow
 
 __all__ = [
@@ -204,7 +204,8 @@ async def receive_upload(upload_id: str, token: str, chunks: AsyncIterable[bytes
             raise Conflict(f"the bytes of upload {upload_id!r} are being received by another request")
         raise _expired(row)
     try:
-        spool, size = await spool_stream(chunks, file_name=row.file_name, settings=ports.settings)
+        quota = await byte_quota(TenantLimitsRepository(ports.documents.pool), ports.settings, row.tenant_id)
+        spool, size = await spool_stream(chunks, file_name=row.file_name, settings=ports.settings, quota=quota)
         with spool:
             await ports.objects.put_file(row.staging_key, spool, size)
     except BaseException:

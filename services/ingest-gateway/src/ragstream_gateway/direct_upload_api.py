@@ -79,7 +79,14 @@ async def open_upload(
     }
 
 
-@router.put("/uploads/{upload_id}", name="put_upload_bytes")
+@router.put(
+    "/uploads/{upload_id}",
+    name="put_upload_bytes",
+    responses={
+        403: {"description": "The URL was used already, or the bytes passed what is left of the tenant's quota."},
+        413: {"description": "The bytes passed the size limit of the file's type."},
+    },
+)
 async def put_upload_bytes(
     request: Request,
     upload_id: str,

@@ -7,7 +7,8 @@ counted from the documents themselves, so deleting a document frees its share at
 - bytes: the sizes of every version of the tenant's live (not deleted) documents;
 - documents: the tenant's live documents.
 
-``check_quota`` runs before an upload's bytes are stored and raises ``QuotaExceeded`` (403,
+``check_quota`` runs before an upload's bytes are stored (a stream of unknown size is cut off
+as soon as it passes what is left of the byte quota: ``ByteQuota``, ``spool_stream``) and raises ``QuotaExceeded`` (403,
 ``quota_exceeded``) with usage, limit and how to raise it. Uploads that store nothing new are
 never refused: the same bytes again in a collection (answered ``unchanged``) or, for the document
 count, a new version of a live document. Two uploads racing in one tenant may each pass the
@@ -29,8 +30,10 @@ from ragstream_gateway.settings import GatewaySettings
 __all__ = [
     "LIMIT_FIELDS",
     "QUOTA_ANSWER",
+    "ByteQuota",
     "TenantLimitsRepository",
     "Usage",
+    "byte_quota",
     "check_quota",
     "effective_limits",
     "limits_body",
@@ -135,6 +138,39 @@ class TenantLimitsRepository:
             row = await cur.fetchone()
         assert row is not None
         return bool(row[0]), bool(row[1])
+
+
+@dataclass(frozen=True)
+class ByteQuota:
+    """A tenant's byte quota as a stream of unknown size starts: refuse once the running size
+    passes what is left (``spool_stream``)."""
+
+    tenant_id: str
+    usage: int
+    limit: int
+
+    @property
+    def left(self) -> int:
+        return max(0, self.limit - self.usage)
+
+    def refusal(self, file_name: str, received: int) -> QuotaExceeded:
+        return QuotaExceeded(
+            f"{file_name!r} passed {received} bytes, over what is left of the tenant {self.tenant_id}'s storage"
+            f" quota: {self.usage} of {self.limit} bytes used; nothing was stored; {_RAISE}",
+            code="quota_exceeded",
+            quota="bytes",
+            usage=self.usage,
+            limit=self.limit,
+            requested=received,
+        )
+
+
+async def byte_quota(repository: TenantLimitsRepository, settings: GatewaySettings, tenant_id: str) -> ByteQuota | None:
+    """The tenant's byte quota and usage now (None: it has none)."""
+    limit = effective_limits(await repository.overrides(tenant_id), settings)["quota_bytes"]
+    if not limit:
+        return None
+    return ByteQuota(tenant_id, (await repository.usage(tenant_id)).bytes, limit)
 
 
 async def check_quota(
