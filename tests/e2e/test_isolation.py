@@ -37,6 +37,7 @@ from ragstream_core.proto.ragstream.v1 import (
     progress_pb2,
     progress_pb2_grpc,
 )
+from ragstream_core.settings import CoreSettings
 from ragstream_devstack.e2e import Client
 from ragstream_devstack.stack import Stack
 from ragstream_devstack.testing import new_id
@@ -150,6 +151,7 @@ EXPECTED: dict[tuple[str, str, str], Probe] = {
 
 class _Settings:
     max_upload_bytes = 1
+    core = CoreSettings()
     chat_url = "http://chat.test"
     default_tenant = "default"
 
