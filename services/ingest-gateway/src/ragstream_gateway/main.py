@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from google.protobuf.message import Message
 
-from ragstream_core.auth import ROLES, Action, AuthInterceptor, Role, authenticator_from
+from ragstream_core.auth import ROLES, Action, AuthInterceptor, RateLimits, Role, authenticator_from
 from ragstream_core.auth.keys import MIN_BOOTSTRAP_KEY_CHARS
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, check_pool, open_pool
@@ -83,6 +83,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
         default_tenant=settings.default_tenant,
         pool=pool,
         listen_hosts=(settings.http_host, settings.grpc_host),
+        rate_limits=RateLimits.from_settings(settings.core),
     )
     app = create_app(ports, progress_url=settings.progress_url, authenticator=authenticator)
     app.state.consistency = ConsistencyCheck(

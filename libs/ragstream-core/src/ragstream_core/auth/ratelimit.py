@@ -99,10 +99,10 @@ WHERE scope = %(scope)s AND subject = %(subject)s AND action = %(action)s
 class RateLimits:
     """The default limits (requests per ``window_s``; 0: off), from ``CoreSettings``."""
 
-    upload_per_key: int = 600
-    upload_per_tenant: int = 1200
-    chat_per_key: int = 600
-    chat_per_tenant: int = 1200
+    upload_per_key: int = 1200
+    upload_per_tenant: int = 2400
+    chat_per_key: int = 3000
+    chat_per_tenant: int = 6000
     window_s: float = 60.0
 
     @classmethod
