@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import httpx
@@ -21,12 +22,15 @@ from ragstream_core.errors import RateLimited
 from ragstream_core.grpc_server import start_grpc_server
 from ragstream_core.proto.ragstream.v1 import ingest_pb2, ingest_pb2_grpc
 from ragstream_devstack.servers import Postgres, free_port
-from ragstream_devstack.testing import eventually
+from ragstream_devstack.testing import eventually, new_id
 from ragstream_gateway.app import create_app
 from ragstream_gateway.auth_repository import AuthRepository
 from ragstream_gateway.grpc_api import IngestServicer
 from ragstream_gateway.main import GRPC_RATES, GRPC_ROLES
 from ragstream_gateway.ports import GatewayPorts
+
+if TYPE_CHECKING:
+    from conftest import GatewayFactory
 
 #: a short window, so that recovery takes about a second: a limit of N allows one more every 2/N s
 WINDOW_S = 2.0
@@ -394,3 +398,23 @@ async def test_a_request_refused_by_the_tenant_limit_is_not_charged_to_its_key(
 
     assert [r.json()["limit"] for r in refused] == ["tenant", "tenant", "tenant"]
     assert accepted.status_code == 202, accepted.text
+
+
+async def test_in_open_mode_the_tenant_header_is_what_is_limited(gateway_factory: GatewayFactory) -> None:
+    gateway = await gateway_factory()
+    limited, other = {"X-Tenant-Id": new_id("open-a")}, {"X-Tenant-Id": new_id("open-b")}
+    changed = await gateway.client.put("/v1/tenant/limits", json={"upload_per_tenant": 1}, headers=limited)
+
+    def upload(headers: dict[str, str], name: str) -> Awaitable[httpx.Response]:
+        return gateway.client.post(
+            "/v1/collections/docs/documents", files={"file": (name, b"# x\n" + name.encode())}, headers=headers
+        )
+
+    first, second = await upload(limited, "a.md"), await upload(limited, "b.md")
+    others = [(await upload(other, f"o{n}.md")).status_code for n in range(2)]
+
+    assert changed.status_code == 200
+    assert first.status_code == 202
+    assert second.status_code == 429
+    assert second.json()["limit"] == "tenant"
+    assert others == [202, 202]
