@@ -12,7 +12,9 @@ between). Otherwise a client retrying fast could starve itself, each bucket refu
 
 Limits come from ``CoreSettings`` (``RAGSTREAM_RATE_*``) unless the tenant has its own in
 ``auth.tenant_limits`` (``PUT /v1/tenant/limits`` on the gateway), read in the same statement:
-a change applies to the next request of every replica. 0 turns a limit off. In ``open`` mode
+a change applies to the next request of every replica (charges made before it keep the old
+spacing, so a changed limit is fully in force within one window). 0 turns a limit off. A bucket
+is one small row per key or tenant and action, kept (the table is bounded by the keys there are). In ``open`` mode
 there is no key: only the tenant's (``X-Tenant-Id``) limit applies.
 
 Refusals raise ``RateLimited`` (429 with ``Retry-After``; gRPC ``RESOURCE_EXHAUSTED`` with
