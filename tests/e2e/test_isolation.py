@@ -35,6 +35,7 @@ from ragstream_core.proto.ragstream.v1 import (
     progress_pb2,
     progress_pb2_grpc,
 )
+from ragstream_core.settings import CoreSettings
 from ragstream_devstack.e2e import Client
 from ragstream_devstack.e2e import operator_key as create_key
 from ragstream_devstack.stack import Stack
@@ -121,6 +122,8 @@ EXPECTED: dict[tuple[str, str, str], Probe] = {
     (GATEWAY, "POST", "/v1/accounts"): Probe("own", json={"account_id": "{account_id}", "role": "viewer"}),
     (GATEWAY, "GET", "/v1/accounts"): Probe("nothing"),
     (GATEWAY, "PATCH", "/v1/accounts/{account_id}"): Probe("absent", json={"role": "viewer"}),
+    (GATEWAY, "GET", "/v1/tenant/limits"): Probe("nothing"),
+    (GATEWAY, "PUT", "/v1/tenant/limits"): Probe("own", json={}),
     # ---- progress
     (PROGRESS, "GET", "/v1/jobs/events"): Probe("stream", params={"job_id": "{job_id}"}),
     (PROGRESS, "WEBSOCKET", "/v1/jobs/stream"): Probe("stream", params={"job_id": "{job_id}"}),
@@ -150,6 +153,7 @@ EXPECTED: dict[tuple[str, str, str], Probe] = {
 
 class _Settings:
     max_upload_bytes = 1
+    core = CoreSettings()
     chat_url = "http://chat.test"
     default_tenant = "default"
 

@@ -16,6 +16,8 @@ Hierarchy::
     ├── Conflict                        409 (with ``details``: what it conflicts with)
     ├── SecretUnavailable               409 (a stored secret: no key configured to seal it, or
     │                                        none of the configured keys opens it)
+    ├── RateLimited                     429 + Retry-After; gRPC RESOURCE_EXHAUSTED + retry-after
+    ├── QuotaExceeded                   403 ``quota_exceeded``; gRPC RESOURCE_EXHAUSTED
     ├── UnreadableDocument              the parser cannot read the content; job fails at once
     └── DependencyUnavailable           503; retried on the bus
 
@@ -94,6 +96,20 @@ class SecretUnavailable(RagstreamError):
     """A tenant secret cannot be encrypted (no key is configured) or decrypted (no configured key
     encrypted it). The operator's to fix (``RAGSTREAM_SECRET_KEYS``) or the owner's (set it
     again); never retried."""
+class RateLimited(RagstreamError):
+    """Too many requests of one kind (upload, chat) by a key or a tenant in the window.
+
+    ``details`` name the limit (``limit``: key or tenant, ``action``), its rate and
+    ``retry_after_s`` (whole seconds, at least 1): the ``Retry-After`` header (gRPC: the
+    ``retry-after`` trailing metadata).
+    """
+
+
+class QuotaExceeded(RagstreamError):
+    """Storing the upload would take the tenant over its quota (bytes or documents); nothing was
+    stored. ``details``: ``quota``, ``usage``, ``limit``. Answered 403 ``quota_exceeded`` as
+    storage APIs do (Google Drive's ``storageQuotaExceeded``): retrying does not help, freeing or
+    raising the quota does."""
 
 
 class UnreadableDocument(RagstreamError):
@@ -125,6 +141,8 @@ ERROR_TABLE: dict[type[RagstreamError], ErrorMapping] = {
     Forbidden: ErrorMapping(403, grpc.StatusCode.PERMISSION_DENIED, retry=False),
     Conflict: ErrorMapping(409, grpc.StatusCode.FAILED_PRECONDITION, retry=False),
     SecretUnavailable: ErrorMapping(409, grpc.StatusCode.FAILED_PRECONDITION, retry=False),
+    RateLimited: ErrorMapping(429, grpc.StatusCode.RESOURCE_EXHAUSTED, retry=True),
+    QuotaExceeded: ErrorMapping(403, grpc.StatusCode.RESOURCE_EXHAUSTED, retry=False),
     UnreadableDocument: ErrorMapping(422, grpc.StatusCode.FAILED_PRECONDITION, retry=False),
     DependencyUnavailable: ErrorMapping(503, grpc.StatusCode.UNAVAILABLE, retry=True),
     RagstreamError: ErrorMapping(500, grpc.StatusCode.INTERNAL, retry=True),
@@ -141,3 +159,9 @@ def mapping_for(error: BaseException) -> ErrorMapping:
         if cls in ERROR_TABLE:
             return ERROR_TABLE[cls]
     return ERROR_TABLE[RagstreamError]
+
+
+def retry_after_s(error: BaseException) -> int | None:
+    """Whole seconds the client should wait before retrying (``RateLimited``), else None."""
+    value = getattr(error, "details", {}).get("retry_after_s")
+    return int(value) if isinstance(value, int) else None

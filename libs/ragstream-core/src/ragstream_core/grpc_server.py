@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Histogram
 
 from ragstream_core.auth.grpc_calls import current_principal
-from ragstream_core.errors import RagstreamError, mapping_for
+from ragstream_core.errors import RagstreamError, mapping_for, retry_after_s
 
 Registrar = Callable[[grpc.aio.Server], None]
 
@@ -39,6 +39,13 @@ def _code_of(context: grpc.aio.ServicerContext[Any, Any], failed: BaseException 
     return "UNKNOWN" if failed is not None else "OK"
 
 
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: RagstreamError) -> None:
+    """End the call with the error's status; a ``RateLimited`` one says when to retry (``retry-after``)."""
+    wait = retry_after_s(error)
+    trailing = (("retry-after", str(wait)),) if wait is not None else ()
+    await context.abort(mapping_for(error).grpc_code, str(error), trailing_metadata=trailing)
+
+
 def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
@@ -47,7 +54,7 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callabl
             return await behavior(request, context)
         except RagstreamError as exc:
             failed = exc
-            await context.abort(mapping_for(exc).grpc_code, str(exc))
+            await _abort(context, exc)
         except BaseException as exc:
             failed = failed or exc
             raise
@@ -66,7 +73,7 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Ca
                 yield item
         except RagstreamError as exc:
             failed = exc
-            await context.abort(mapping_for(exc).grpc_code, str(exc))
+            await _abort(context, exc)
         except BaseException as exc:
             failed = failed or exc
             raise

@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -28,7 +28,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.datastructures import Headers
 
 from ragstream_core.auth import Authenticator, OriginPolicy, normal_origin
-from ragstream_core.errors import InvalidInput, OriginNotAllowed, RagstreamError, Unauthenticated, mapping_for
+from ragstream_core.errors import (
+    InvalidInput,
+    OriginNotAllowed,
+    RagstreamError,
+    Unauthenticated,
+    mapping_for,
+    retry_after_s,
+)
 from ragstream_core.openapi_errors import document_errors
 from ragstream_core.telemetry import current_trace_id, shutdown_telemetry
 
@@ -117,6 +124,31 @@ def error_handlers(app: FastAPI) -> None:
     document_errors(app)
 
 
+RATE_LIMITED_ANSWER = (
+    "A rate limit of the caller's key or tenant is reached (the body names it, its rate and retry_after_s);"
+    " retry after the Retry-After header's seconds."
+)
+
+
+def declare_rate_limits(app: FastAPI, rates: Mapping[tuple[str, str], str]) -> None:
+    """Declare the 429 answer (``ErrorBody``) in the OpenAPI document on the operations ``rates``
+    (the authenticator's rate policy) names; an operation that declares its own 429 keeps it."""
+    original: Callable[[], dict[str, Any]] = app.openapi
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+    def openapi() -> dict[str, Any]:
+        schema = original()
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                if (method.upper(), path) in rates:
+                    operation.setdefault("responses", {}).setdefault(
+                        "429", {"description": RATE_LIMITED_ANSWER, "content": body}
+                    )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def invalid_data(error: Exception) -> InvalidInput:
     """A PostgreSQL data exception (SQLSTATE class 22: a value a client sent that PostgreSQL
     cannot hold, e.g. a NUL character in a filter or a question) as the client's error; fuzzing
@@ -131,7 +163,9 @@ def error_response(error: Exception) -> JSONResponse:
     """The HTTP answer to a domain error: its ``ERROR_TABLE`` status, type, message and trace id."""
     body: dict[str, Any] = {"error": type(error).__name__, "detail": str(error), "trace_id": current_trace_id()}
     body.update(getattr(error, "details", None) or {})
-    headers = {"WWW-Authenticate": 'Bearer realm="ragstream"'} if isinstance(error, Unauthenticated) else None
+    headers = {"WWW-Authenticate": 'Bearer realm="ragstream"'} if isinstance(error, Unauthenticated) else {}
+    if (wait := retry_after_s(error)) is not None:
+        headers["Retry-After"] = str(wait)
     return JSONResponse(body, status_code=mapping_for(error).http_status, headers=headers)
 
 

@@ -83,6 +83,24 @@ class CoreSettings(BaseSettings):
         SecretBox.from_config(value.get_secret_value())  # raises naming the position, never the key
         return value
 
+    rate_window_s: float = Field(
+        60.0, gt=0, description="The window of every rate limit: a limit of N allows N requests per window (burst N)."
+    )
+    rate_upload_per_key: int = Field(
+        1200,
+        ge=0,
+        description="Upload calls (REST, batch, direct, gRPC, web crawls) one API key may make per window; 0: off.",
+    )
+    rate_upload_per_tenant: int = Field(
+        2400, ge=0, description="Upload calls of all a tenant's keys per window; 0: off."
+    )
+    rate_chat_per_key: int = Field(
+        3000,
+        ge=0,
+        description="Questions (REST, SSE, WebSocket, gRPC, OpenAI-compatible) one key may ask per window; 0: off.",
+    )
+    rate_chat_per_tenant: int = Field(6000, ge=0, description="Questions of all a tenant's keys per window; 0: off.")
+
     @field_validator("s3_public_url")
     @classmethod
     def _public_url_is_an_origin(cls, value: str) -> str:

@@ -33,9 +33,9 @@ from ragstream_chat.openai_api import openai_error_handlers
 from ragstream_chat.openai_api import router as openai_router
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
-from ragstream_core.auth import AuditRefusedChanges, Authenticator, Caller, RolePolicy, authorize
+from ragstream_core.auth import AuditRefusedChanges, Authenticator, Caller, RatePolicy, RolePolicy, authorize
 from ragstream_core.errors import InvalidInput, RagstreamError
-from ragstream_core.runtime import error_handlers
+from ragstream_core.runtime import declare_rate_limits, error_handlers
 
 router = APIRouter(prefix="/v1")
 
@@ -176,8 +176,12 @@ def _ws_event(event: ChatEvent) -> dict[str, Any]:
 
 @router.websocket("/collections/{collection_id}/chat/ws")
 async def chat_socket(websocket: WebSocket, collection_id: str, caller: Caller) -> None:
-    """Questions in, events out, any number per connection; errors are ``error`` events, the socket stays."""
+    """Questions in, events out, any number per connection; errors are ``error`` events, the socket stays.
+
+    Each question counts against the chat rate limits; a refused one is an ``error`` event
+    (``RateLimited`` with ``retry_after_s``)."""
     ports: ChatPorts = websocket.app.state.ports
+    authenticator: Authenticator = websocket.app.state.authenticator
     tenant = caller.tenant_id
     await websocket.accept()
     try:
@@ -185,6 +189,7 @@ async def chat_socket(websocket: WebSocket, collection_id: str, caller: Caller) 
             raw = await websocket.receive_text()
             try:
                 body = ChatRequest.model_validate_json(raw)
+                await authenticator.throttle(caller, "chat")
                 prepared = await prepare(_question(tenant, collection_id, body), ports)
                 async for event in prepared.events():
                     await websocket.send_json(_ws_event(event))
@@ -192,7 +197,8 @@ async def chat_socket(websocket: WebSocket, collection_id: str, caller: Caller) 
                 error = InvalidInput(f"a question is a JSON object {{'question': '...'}}: {exc.errors()[0]['msg']}")
                 await websocket.send_json({"event": "error", "data": {"error": "InvalidInput", "detail": str(error)}})
             except RagstreamError as exc:
-                await websocket.send_json({"event": "error", "data": {"error": type(exc).__name__, "detail": str(exc)}})
+                data = {"error": type(exc).__name__, "detail": str(exc), **exc.details}
+                await websocket.send_json({"event": "error", "data": data})
     except WebSocketDisconnect:
         return
 
@@ -267,6 +273,13 @@ ROLES: RolePolicy = {
     ("POST", "/v1/chat/completions"): "viewer",
 }
 
+#: the routes that count against the chat rate limits (``ragstream_core.auth.ratelimit``); a
+#: WebSocket is charged per question it carries (``chat_socket``), not for its handshake
+RATES: RatePolicy = {
+    ("POST", "/v1/collections/{collection_id}/chat"): "chat",
+    ("POST", "/v1/chat/completions"): "chat",
+}
+
 
 def create_app(ports: ChatPorts, *, default_tenant: str, authenticator: Authenticator | None = None) -> FastAPI:
     """The chat app; ``authenticator`` decides every /v1 request (default: ``open`` mode, for tests
@@ -276,10 +289,13 @@ def create_app(ports: ChatPorts, *, default_tenant: str, authenticator: Authenti
     app.state.default_tenant = default_tenant
     authenticator = authenticator or Authenticator(mode="open", default_tenant=default_tenant)
     authenticator.policy = {**ROLES, **authenticator.policy}
+    authenticator.rates = {**RATES, **authenticator.rates}
     app.state.authenticator = authenticator
     error_handlers(app)
     app.add_middleware(AuditRefusedChanges)
     openai_error_handlers(app)
     app.include_router(router, dependencies=[Depends(authorize)])
     app.include_router(openai_router, dependencies=[Depends(authorize)])
+    declare_rate_limits(app, authenticator.rates)
     return app
+

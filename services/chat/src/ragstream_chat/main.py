@@ -27,7 +27,7 @@ from ragstream_chat.local_model import LocalAnswerer, LocalModelUnavailable, che
 from ragstream_chat.ports import Collections, Conversations, Search
 from ragstream_chat.retrieval import Retriever
 from ragstream_chat.settings import ChatSettings
-from ragstream_core.auth import AuthInterceptor, Role, authenticator_from
+from ragstream_core.auth import Action, AuthInterceptor, RateLimits, Role, authenticator_from
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, check_pool, open_pool
 from ragstream_core.grpc_server import start_grpc_server
@@ -43,6 +43,11 @@ log = structlog.get_logger(__name__)
 GRPC_ROLES: dict[str, Role] = {
     "/ragstream.v1.ChatService/Ask": "viewer",
     "/ragstream.v1.ChatService/AskStream": "viewer",
+}
+#: the gRPC methods that count against the chat rate limits
+GRPC_RATES: dict[str, Action] = {
+    "/ragstream.v1.ChatService/Ask": "chat",
+    "/ragstream.v1.ChatService/AskStream": "chat",
 }
 
 
@@ -116,6 +121,7 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
         default_tenant=settings.default_tenant,
         pool=pool,
         listen_hosts=(settings.http_host, settings.grpc_host),
+        rate_limits=RateLimits.from_settings(core),
     )
     app = create_app(ports, default_tenant=settings.default_tenant, authenticator=authenticator)
 
@@ -130,7 +136,7 @@ async def serve(stop: asyncio.Event, settings: ChatSettings) -> None:
         service_names=["ragstream.v1.ChatService"],
         host=settings.grpc_host,
         port=settings.grpc_port,
-        interceptors=[AuthInterceptor(authenticator, GRPC_ROLES)],
+        interceptors=[AuthInterceptor(authenticator, GRPC_ROLES, rates=GRPC_RATES)],
     )
     log.info(
         "chat.started",

@@ -27,7 +27,7 @@ from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
 from ragstream_chat.rewrite import Turn
 from ragstream_core.auth import Caller
-from ragstream_core.errors import InvalidInput, RagstreamError, UnprocessableInput, mapping_for
+from ragstream_core.errors import InvalidInput, RagstreamError, UnprocessableInput, mapping_for, retry_after_s
 from ragstream_core.runtime import error_response, invalid_data
 from ragstream_core.tags import clean_tags
 
@@ -127,10 +127,12 @@ OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
         "model": OpenAIError,
         "description": "The collection's own API key cannot be decrypted (the message says which key it needs).",
     },
+    429: {
+        "model": OpenAIError,
+        "description": "A rate limit of the key or tenant is reached (type rate_limit_exceeded); see Retry-After.",
+    },
     503: {"model": OpenAIError, "description": "Retrieval or generation is unavailable; retry later."},
 }
-
-
 #: the OpenAI-compatible routes: their refusals, also those before the route runs, are OpenAI's
 OPENAI_ROUTES = frozenset({"/v1/chat/completions", "/v1/models"})
 #: OpenAI's type and code of the statuses that OpenAI clients turn into their own exceptions
@@ -143,8 +145,12 @@ _OPENAI_KINDS: dict[int, tuple[str, str]] = {
 def openai_error(error: Exception) -> JSONResponse:
     status = mapping_for(error).http_status
     kind, code = _OPENAI_KINDS.get(status, ("invalid_request_error" if status < 500 else "api_error", ""))
-    body = {"error": {"message": str(error), "type": kind, "param": None, "code": code or type(error).__name__}}
-    headers = {"WWW-Authenticate": 'Bearer realm="ragstream"'} if status == 401 else None
+    code = code or type(error).__name__
+    headers = {"WWW-Authenticate": 'Bearer realm="ragstream"'} if status == 401 else {}
+    if (wait := retry_after_s(error)) is not None:  # OpenAI's own 429: type and code rate_limit_exceeded
+        kind = code = "rate_limit_exceeded"
+        headers["Retry-After"] = str(wait)
+    body = {"error": {"message": str(error), "type": kind, "param": None, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 

@@ -26,6 +26,7 @@ from ragstream_gateway.handlers import (
 from ragstream_gateway.media import accepted_list
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.repository import VersionRow
+from ragstream_gateway.tenant_limits import QUOTA_ANSWER
 
 router = APIRouter(prefix="/v1")
 
@@ -106,6 +107,7 @@ def form_tags(values: list[str] | None) -> list[str] | None:
     status_code=202,
     responses={
         200: {"description": "The same bytes are already in the collection: the existing version, unchanged: true."},
+        403: {"description": QUOTA_ANSWER},
         413: {"description": "The file is over the size limit, or its ZIP container would expand too far."},
         415: {"description": "A type that cannot be parsed, or content contradicting the file name."},
     },

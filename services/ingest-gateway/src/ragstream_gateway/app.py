@@ -9,11 +9,21 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from ragstream_core.auth import PUBLIC, AuditRefusedChanges, Authenticator, RolePolicy, authorize
+from ragstream_core.auth import (
+    PUBLIC,
+    AuditRefusedChanges,
+    Authenticator,
+    RateLimiter,
+    RateLimits,
+    RatePolicy,
+    RolePolicy,
+    authorize,
+)
 from ragstream_core.errors import InvalidInput, UploadTooLarge
-from ragstream_core.runtime import error_handlers, error_response
+from ragstream_core.runtime import declare_rate_limits, error_handlers, error_response
 from ragstream_gateway.api import router as documents_router
 from ragstream_gateway.auth_repository import AuthRepository
+from ragstream_gateway.batch_api import BATCH_SUFFIX
 from ragstream_gateway.batch_api import router as batch_router
 from ragstream_gateway.collections_api import router as collections_router
 from ragstream_gateway.consistency_api import router as consistency_router
@@ -22,6 +32,7 @@ from ragstream_gateway.jobs_api import router as jobs_router
 from ragstream_gateway.keys_api import router as keys_router
 from ragstream_gateway.origins_api import router as origins_router
 from ragstream_gateway.ports import GatewayPorts
+from ragstream_gateway.tenant_limits_api import router as tenant_limits_router
 from ragstream_gateway.ui_routes import mount_ui
 from ragstream_gateway.web_api import web_router
 
@@ -82,6 +93,16 @@ ROLES: RolePolicy = {
     ("POST", "/v1/accounts"): "admin",
     ("GET", "/v1/accounts"): "admin",
     ("PATCH", "/v1/accounts/{account_id}"): "admin",
+    ("PUT", "/v1/tenant/limits"): "admin",
+}
+
+#: the routes that count against the upload rate limits (``ragstream_core.auth.ratelimit``)
+RATES: RatePolicy = {
+    ("POST", "/v1/collections/{collection_id}/documents"): "upload",
+    ("POST", "/v1/collections/{collection_id}" + BATCH_SUFFIX): "upload",
+    ("POST", "/v1/collections/{collection_id}/uploads"): "upload",
+    ("POST", "/v1/uploads/{upload_id}/finalize"): "upload",
+    ("POST", "/v1/collections/{collection_id}/sources/web"): "upload",
 }
 
 
@@ -93,6 +114,9 @@ def create_app(ports: GatewayPorts, *, progress_url: str, authenticator: Authent
     app.state.progress_url = progress_url
     authenticator = authenticator or Authenticator(mode="open", default_tenant=ports.settings.default_tenant)
     authenticator.policy = {**ROLES, **authenticator.policy}
+    authenticator.rates = {**RATES, **authenticator.rates}
+    if authenticator.limiter is None:
+        authenticator.limiter = RateLimiter(ports.documents.pool, RateLimits.from_settings(ports.settings.core))
     app.state.authenticator = authenticator
     app.state.auth_repository = AuthRepository(ports.documents.pool)
     error_handlers(app)
@@ -101,7 +125,8 @@ def create_app(ports: GatewayPorts, *, progress_url: str, authenticator: Authent
 
     app.add_middleware(RejectOversized, limit=ports.settings.max_upload_bytes)
     routers = (documents_router, collections_router, batch_router, direct_upload_router, jobs_router, web_router)
-    for router in (*routers, consistency_router, keys_router, origins_router):
+    for router in (*routers, consistency_router, keys_router, origins_router, tenant_limits_router):
         app.include_router(router, dependencies=[Depends(authorize)])
+    declare_rate_limits(app, authenticator.rates)
     mount_ui(app, progress_url=progress_url, chat_url=ports.settings.chat_url, auth_mode=authenticator.mode)
     return app

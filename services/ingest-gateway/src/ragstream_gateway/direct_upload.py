@@ -47,6 +47,7 @@ from ragstream_gateway.limits import checked_media_type, claimed_media_type, rec
 from ragstream_gateway.media import accepted_list
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.spool import new_spool, spool_stream
+from ragstream_gateway.tenant_limits import TenantLimitsRepository, byte_quota, check_quota
 from ragstream_gateway.upload_repository import UploadRow
 
 __all__ = [
@@ -114,7 +115,8 @@ async def open_direct_upload(
 
     The URL is a presigned PUT to the staging key when the store can presign (S3), else
     ``local_url(upload_id, token)``, a one-time gateway URL. Declared facts are checked now
-    when they already rule the file out (unsupported extension, size over its limit).
+    when they already rule the file out (unsupported extension, size over its limit or over the
+    tenant's quota); finalize checks the quota again with the bytes received.
     """
     collection_id = check_identifier("collection", request.collection_id)
     file_name = clean_file_name(request.file_name)
@@ -131,6 +133,16 @@ async def open_direct_upload(
             raise EmptyUpload(f"size_bytes is {request.size_bytes}: a document has at least one byte")
         if request.size_bytes > (limit := receiving_limit(file_name, ports.settings)):
             raise too_large(claimed_media_type(file_name), limit)
+        await check_quota(
+            TenantLimitsRepository(ports.documents.pool),
+            ports.settings,
+            tenant_id=request.tenant_id,
+            collection_id=collection_id,
+            file_name=file_name,
+            size=request.size_bytes,
+            sha256=sha256,
+            force=request.force,
+        )
     tags = clean_tags(request.tags) if request.tags is not None else None
     upload_id = str(uuid.uuid4())
     staging_key = f"staging/{request.tenant_id}/{upload_id}"
@@ -192,7 +204,8 @@ async def receive_upload(upload_id: str, token: str, chunks: AsyncIterable[bytes
             raise Conflict(f"the bytes of upload {upload_id!r} are being received by another request")
         raise _expired(row)
     try:
-        spool, size = await spool_stream(chunks, file_name=row.file_name, settings=ports.settings)
+        quota = await byte_quota(TenantLimitsRepository(ports.documents.pool), ports.settings, row.tenant_id)
+        spool, size = await spool_stream(chunks, file_name=row.file_name, settings=ports.settings, quota=quota)
         with spool:
             await ports.objects.put_file(row.staging_key, spool, size)
     except BaseException:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from ragstream_gateway.api import Actor, Ports, Tenant, version_body
 from ragstream_gateway.direct_upload import DirectUpload, finalize_upload, open_direct_upload, receive_upload
+from ragstream_gateway.tenant_limits import QUOTA_ANSWER
 
 __all__ = ["router"]
 
@@ -33,6 +34,7 @@ class DirectUploadBody(BaseModel):
     "/collections/{collection_id}/uploads",
     status_code=201,
     responses={
+        403: {"description": QUOTA_ANSWER},
         413: {"description": "The announced size_bytes is over the upload limit."},
         415: {"description": "The announced file name has a type that cannot be parsed."},
     },
@@ -77,7 +79,14 @@ async def open_upload(
     }
 
 
-@router.put("/uploads/{upload_id}", name="put_upload_bytes")
+@router.put(
+    "/uploads/{upload_id}",
+    name="put_upload_bytes",
+    responses={
+        403: {"description": "The URL was used already, or the bytes passed what is left of the tenant's quota."},
+        413: {"description": "The bytes passed the size limit of the file's type."},
+    },
+)
 async def put_upload_bytes(
     request: Request,
     upload_id: str,
@@ -102,6 +111,7 @@ async def put_upload_bytes(
         200: {"description": "The same bytes are already in the collection (unchanged), or finalized before."},
         409: {"description": "Nothing was uploaded yet."},
         410: {"description": "The upload expired."},
+        403: {"description": QUOTA_ANSWER},
         413: {"description": "The bytes are over the size limit, or would expand too far."},
         415: {"description": "A type that cannot be parsed, or content contradicting the file name."},
     },

@@ -15,6 +15,7 @@ from ragstream_gateway.handlers import Upload, UploadResult, accept_upload, chec
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.repository import VersionRow
 from ragstream_gateway.spool import spool_stream
+from ragstream_gateway.tenant_limits import TenantLimitsRepository, byte_quota
 
 __all__ = ["IngestServicer", "document_message", "upload_response"]
 
@@ -99,7 +100,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         request_iterator: AsyncIterator[ingest_pb2.UploadRequest],
         context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
     ) -> ingest_pb2.UploadResponse:
-        """Client streaming upload: a header, then chunks, spooled (memory flat) under the size limit."""
+        """Client streaming upload: a header, then chunks, spooled (memory flat) under the size limit
+        and the tenant's byte quota (cut off as soon as either is passed)."""
         tenant = self._tenant(context)
         requests = aiter(request_iterator)
         first = await anext(requests, None)
@@ -110,7 +112,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         file_name = clean_file_name(header.file_name)
         # repeated fields cannot say "none given": tags given replace the document's, none keep them
         tags = clean_tags(header.tags) if header.tags else None
-        spool, _ = await spool_stream(_chunks(requests), file_name=file_name, settings=self.ports.settings)
+        quota = await byte_quota(TenantLimitsRepository(self.ports.documents.pool), self.ports.settings, tenant)
+        spool, _ = await spool_stream(_chunks(requests), file_name=file_name, settings=self.ports.settings, quota=quota)
         with spool:
             upload = Upload(
                 tenant_id=tenant,

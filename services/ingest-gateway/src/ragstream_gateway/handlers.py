@@ -28,6 +28,7 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import (
 from ragstream_gateway.limits import checked_media_type, upload_limit
 from ragstream_gateway.ports import GatewayPorts
 from ragstream_gateway.repository import CollectionRow, Deletion, NewVersion, TagChange, VersionRow
+from ragstream_gateway.tenant_limits import TenantLimitsRepository, check_quota
 
 log = structlog.get_logger(__name__)
 
@@ -209,7 +210,8 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
 
     Idempotent for content: the object key is the SHA-256 of the bytes, and the same bytes in
     the same collection return the version that holds them (unless ``force``), atomically even
-    for simultaneous uploads. A new name makes a new document, a known name (or ``replaces``)
+    for simultaneous uploads. An upload over the tenant's quota raises ``QuotaExceeded`` before
+    any byte is stored. A new name makes a new document, a known name (or ``replaces``)
     a new version of that document. The event is published after the version is recorded; if
     NATS is unreachable, or the process dies in between, ``republish_unpublished`` sends it.
     """
@@ -217,6 +219,17 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
     structlog.contextvars.bind_contextvars(tenant_id=upload.tenant_id, collection_id=upload.collection_id)
     media_type = checked_media_type(upload.file_name, upload.source, settings)
     sha256, size = fingerprint(upload.source, max_bytes=upload_limit(media_type, settings))
+    await check_quota(
+        TenantLimitsRepository(ports.documents.pool),
+        settings,
+        tenant_id=upload.tenant_id,
+        collection_id=upload.collection_id,
+        file_name=upload.file_name,
+        size=size,
+        sha256=sha256,
+        replaces=upload.replaces,
+        force=upload.force,
+    )
     object_key = f"uploads/{upload.tenant_id}/{sha256}"
     if not await ports.objects.exists(object_key):
         await ports.objects.put_file(object_key, upload.source, size)

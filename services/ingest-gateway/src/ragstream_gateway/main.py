@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from google.protobuf.message import Message
 
-from ragstream_core.auth import ROLES, AuthInterceptor, Role, authenticator_from
+from ragstream_core.auth import ROLES, Action, AuthInterceptor, RateLimits, Role, authenticator_from
 from ragstream_core.auth.keys import MIN_BOOTSTRAP_KEY_CHARS
 from ragstream_core.bus import Bus
 from ragstream_core.db import apply_migrations, check_pool, open_pool
@@ -47,6 +47,8 @@ GRPC_ROLES: dict[str, Role] = {
     "/ragstream.v1.IngestService/ListDocuments": "viewer",
     "/ragstream.v1.IngestService/Upload": "editor",
 }
+#: the gRPC methods that count against the upload rate limits
+GRPC_RATES: dict[str, Action] = {"/ragstream.v1.IngestService/Upload": "upload"}
 
 
 @dataclass
@@ -81,6 +83,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
         default_tenant=settings.default_tenant,
         pool=pool,
         listen_hosts=(settings.http_host, settings.grpc_host),
+        rate_limits=RateLimits.from_settings(settings.core),
     )
     app = create_app(ports, progress_url=settings.progress_url, authenticator=authenticator)
     app.state.consistency = ConsistencyCheck(
@@ -130,7 +133,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
         service_names=["ragstream.v1.IngestService"],
         host=settings.grpc_host,
         port=settings.grpc_port,
-        interceptors=[AuthInterceptor(authenticator, GRPC_ROLES)],
+        interceptors=[AuthInterceptor(authenticator, GRPC_ROLES, rates=GRPC_RATES)],
     )
     log.info("gateway.started", http_port=settings.http_port, grpc_port=settings.grpc_port)
     try:

@@ -12,6 +12,7 @@ from typing import BinaryIO, cast
 
 from ragstream_gateway.limits import claimed_media_type, receiving_limit, too_large
 from ragstream_gateway.settings import GatewaySettings
+from ragstream_gateway.tenant_limits import ByteQuota
 
 __all__ = ["SPOOL_MEMORY_BYTES", "new_spool", "spool_stream"]
 
@@ -24,12 +25,13 @@ def new_spool() -> BinaryIO:
 
 
 async def spool_stream(
-    chunks: AsyncIterable[bytes], *, file_name: str, settings: GatewaySettings
+    chunks: AsyncIterable[bytes], *, file_name: str, settings: GatewaySettings, quota: ByteQuota | None = None
 ) -> tuple[BinaryIO, int]:
     """The received bytes in a spool positioned at 0, and their count.
 
     Raises ``UploadTooLarge`` as soon as the bytes pass the limit of the type ``file_name``
-    names, without reading the rest; the spool is closed then, and on any other error.
+    names, and ``QuotaExceeded`` as soon as they pass what is left of the tenant's ``quota``,
+    without reading the rest; the spool is closed then, and on any other error.
     """
     limit = receiving_limit(file_name, settings)
     spool = new_spool()
@@ -39,6 +41,8 @@ async def spool_stream(
             size += len(chunk)
             if size > limit:
                 raise too_large(claimed_media_type(file_name), limit)
+            if quota is not None and size > quota.left:
+                raise quota.refusal(file_name, size)
             spool.write(chunk)
         spool.seek(0)
     except BaseException:

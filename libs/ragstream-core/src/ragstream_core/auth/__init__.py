@@ -4,6 +4,7 @@
 - ``KeyStore``: presented key → principal (SHA-256 lookup in ``auth.api_keys``, briefly cached).
 - ``Authenticator``: mode (``open`` / ``keys``), the role each route needs, refusals audited.
 - ``OriginPolicy``: which browser origins may call, globally and per tenant (``auth.tenant_origins``).
+- ``RateLimiter``: upload and chat rate limits per key and per tenant, in PostgreSQL (GCRA).
 - ``authorize`` / ``Caller``: the FastAPI dependency; ``AuthInterceptor``: the gRPC interceptor.
 - ``AuditRefusedChanges``: refused and failed mutating requests, in the audit log too.
 """
@@ -21,6 +22,7 @@ from ragstream_core.auth.grpc_calls import AuthInterceptor, current_principal
 from ragstream_core.auth.keys import BOOTSTRAP_ACCOUNT, BOOTSTRAP_KEY_ID, KeyStore, key_hash, new_key
 from ragstream_core.auth.origins import OriginPolicy, normal_origin
 from ragstream_core.auth.principal import ROLES, Principal, Role, role_rank
+from ragstream_core.auth.ratelimit import Action, RateLimiter, RateLimits, RatePolicy
 from ragstream_core.auth.rest import Caller, authorize
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "PUBLIC",
     "ROLES",
     "AuditRefusedChanges",
+    "Action",
     "AuthInterceptor",
     "AuthMode",
     "Authenticator",
@@ -36,6 +39,9 @@ __all__ = [
     "KeyStore",
     "OriginPolicy",
     "Principal",
+    "RateLimiter",
+    "RateLimits",
+    "RatePolicy",
     "Role",
     "RolePolicy",
     "authenticator_from",

@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ragstream_core.auth.keys import KeyStore, key_id_of
 from ragstream_core.auth.principal import Principal, Role
+from ragstream_core.auth.ratelimit import Action, RateLimiter, RateLimits, RatePolicy
 from ragstream_core.errors import Forbidden, InvalidInput, Unauthenticated
 
 log = structlog.get_logger(__name__)
@@ -62,6 +63,8 @@ class Authenticator:
         pool: AsyncConnectionPool | None = None,
         cache_s: float = 5.0,
         policy: RolePolicy | None = None,
+        limiter: RateLimiter | None = None,
+        rates: RatePolicy | None = None,
     ) -> None:
         if mode == "keys" and pool is None:
             raise ValueError("keys mode needs the PostgreSQL pool that holds auth.api_keys")
@@ -70,6 +73,10 @@ class Authenticator:
         self.pool = pool
         self.keys = KeyStore(pool, cache_s=cache_s) if pool is not None else None
         self.policy: RolePolicy = dict(policy or {})
+        #: the rate limits; None: none (an app without a database)
+        self.limiter = limiter
+        #: (method, route) -> the rate-limited action it counts as (REST; gRPC passes its own)
+        self.rates: RatePolicy = dict(rates or {})
 
     def needed(self, method: str, route: str) -> Needed:
         return self.policy.get((method, route), default_role(method))
@@ -85,19 +92,25 @@ class Authenticator:
         needed: Needed | None = None,
         collection_id: str | None = None,
         origin: str | None = None,
+        action: Action | None = None,
     ) -> Principal | None:
         """The caller of ``method route`` if allowed (None for a public route).
 
         Raises ``Unauthenticated`` (no, or no valid, key) or ``Forbidden`` (the role is too low),
         each recorded in the audit log. ``needed`` overrides the policy (gRPC passes its own).
+        Then charges the rate limits of the route's action (``rates``, or ``action``): raises
+        ``RateLimited`` (429) when the key or the tenant is over its limit.
         A public chat key is refused (403) outside ``CHAT_KEY_ROUTES`` and its collections, and
         unless ``origin`` (the request's ``Origin``) is one of its origins.
         """
         needed = needed or self.needed(method, route)
         if needed == "public":
             return None
+        action = action or self.rates.get((method, route))
         if self.mode == "open":
-            return Principal(tenant_header or self.default_tenant, clean_actor(actor_header), "admin")
+            caller = Principal(tenant_header or self.default_tenant, clean_actor(actor_header), "admin")
+            await self.throttle(caller, action)
+            return caller
         key = _bearer(authorization)
         try:
             if key is None:
@@ -123,6 +136,7 @@ class Authenticator:
             )
             await self._refused("forbidden", str(error), method, route, principal=principal)
             raise error
+        await self.throttle(principal, action)
         return principal
 
     async def identify(self, *, authorization: str | None, tenant_header: str | None = None) -> Principal | None:
@@ -144,6 +158,12 @@ class Authenticator:
     async def refuse(self, error: Exception, *, method: str, route: str, principal: Principal) -> None:
         """Log and audit a refusal decided outside ``authorize`` (a page's origin, say)."""
         await self._refused("forbidden", str(error), method, route, principal=principal)
+
+    async def throttle(self, caller: Principal, action: Action | None) -> None:
+        """Charge one ``action`` to the caller's rate limits (no action or no limiter: nothing);
+        raises ``RateLimited``. A WebSocket calls it per question, the handshake being one request."""
+        if action is not None and self.limiter is not None:
+            await self.limiter.check(caller, action)
 
     async def record(
         self, caller: Principal, action: str, *, target: str, outcome: str = "ok", **detail: object
@@ -227,6 +247,7 @@ def authenticator_from(
     pool: AsyncConnectionPool,
     listen_hosts: tuple[str, ...] = (),
     policy: RolePolicy | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> Authenticator:
     """The configured authenticator of a service (``CoreSettings.auth_mode`` / ``auth_cache_s``).
 
@@ -241,4 +262,7 @@ def authenticator_from(
         )
     if mode == "open":
         log.warning("auth.open_mode", detail="no API key is checked: every request is an admin (make run only)")
-    return Authenticator(mode=mode, default_tenant=default_tenant, pool=pool, cache_s=cache_s, policy=policy)
+    limiter = RateLimiter(pool, rate_limits) if rate_limits is not None else None
+    return Authenticator(
+        mode=mode, default_tenant=default_tenant, pool=pool, cache_s=cache_s, policy=policy, limiter=limiter
+    )

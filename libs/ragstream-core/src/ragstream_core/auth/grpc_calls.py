@@ -16,6 +16,7 @@ import grpc
 
 from ragstream_core.auth.authenticator import PUBLIC, Authenticator
 from ragstream_core.auth.principal import Principal, Role
+from ragstream_core.auth.ratelimit import Action
 from ragstream_core.errors import Forbidden
 
 _PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("ragstream_principal", default=None)
@@ -36,11 +37,15 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any], name: str) -> str | N
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Authorizes each call of a ragstream service with the role ``roles`` names for its method
-    (full name, ``/ragstream.v1.IngestService/Upload``)."""
+    (full name, ``/ragstream.v1.IngestService/Upload``), and charges the rate limit of the action
+    ``rates`` names for it (``RESOURCE_EXHAUSTED`` with ``retry-after`` when over it)."""
 
-    def __init__(self, authenticator: Authenticator, roles: dict[str, Role]) -> None:
+    def __init__(
+        self, authenticator: Authenticator, roles: dict[str, Role], *, rates: dict[str, Action] | None = None
+    ) -> None:
         self.authenticator = authenticator
         self.roles = roles
+        self.rates = dict(rates or {})
 
     async def _authorize(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         needed = self.roles.get(method)
@@ -53,6 +58,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             tenant_header=_metadata(context, "x-tenant-id"),
             actor_header=_metadata(context, "x-actor"),
             needed=needed,
+            action=self.rates.get(method),
         )
         _PRINCIPAL.set(principal)
 
