@@ -115,3 +115,27 @@ async def test_a_valid_key_reaches_the_route_and_other_routes_keep_ragstreams_sh
     assert models.data == []
     assert refused.status_code == 401
     assert refused.json()["error"] == "Unauthenticated"
+
+
+async def test_only_an_admin_may_point_a_collection_at_another_endpoint_or_key(
+    keyed_chat: httpx.AsyncClient, auth_pool: AsyncConnectionPool
+) -> None:
+    """Chat sends a collection's questions and passages to its endpoint: choosing it (or its key)
+    is a tenant setting, an admin's; an editor keeps every other setting."""
+    tenant, collection = new_id("tenant"), new_id("col")
+    editor = {"Authorization": f"Bearer {await make_key(auth_pool, tenant, role='editor')}"}
+    admin = {"Authorization": f"Bearer {await make_key(auth_pool, tenant, role='admin')}"}
+    url = f"/v1/collections/{collection}/chat/settings"
+    endpoint = {"openai_base_url": "http://127.0.0.1:9/v1", "openai_model": "m"}
+
+    redirected = await keyed_chat.put(url, json=endpoint, headers=editor)
+    tuned = await keyed_chat.put(url, json={"min_score": 0.3}, headers=editor)
+    pointed = await keyed_chat.put(url, json=endpoint, headers=admin)
+    kept = await keyed_chat.put(url, json={**endpoint, "min_score": 0.4}, headers=editor)
+    keyed = await keyed_chat.put(url, json={**endpoint, "api_key": "sk-editor-chosen-key-123"}, headers=editor)
+
+    assert redirected.status_code == 403, redirected.text
+    assert "needs the role admin" in redirected.json()["detail"]
+    assert (tuned.status_code, pointed.status_code, kept.status_code) == (200, 200, 200), (tuned.text, pointed.text)
+    assert keyed.status_code == 403
+    assert "sk-editor-chosen-key-123" not in keyed.text

@@ -96,6 +96,8 @@ class SecretUnavailable(RagstreamError):
     """A tenant secret cannot be encrypted (no key is configured) or decrypted (no configured key
     encrypted it). The operator's to fix (``RAGSTREAM_SECRET_KEYS``) or the owner's (set it
     again); never retried."""
+
+
 class RateLimited(RagstreamError):
     """Too many requests of one kind (upload, chat) by a key or a tenant in the window.
 

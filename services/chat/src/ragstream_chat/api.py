@@ -33,8 +33,8 @@ from ragstream_chat.openai_api import openai_error_handlers
 from ragstream_chat.openai_api import router as openai_router
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
-from ragstream_core.auth import AuditRefusedChanges, Authenticator, Caller, RatePolicy, RolePolicy, authorize
-from ragstream_core.errors import InvalidInput, RagstreamError
+from ragstream_core.auth import AuditRefusedChanges, Authenticator, Caller, Principal, RatePolicy, RolePolicy, authorize
+from ragstream_core.errors import Forbidden, InvalidInput, RagstreamError
 from ragstream_core.runtime import declare_rate_limits, error_handlers
 
 router = APIRouter(prefix="/v1")
@@ -257,11 +257,31 @@ async def put_chat_settings(
     request: Request, collection_id: str, body: ChatSettingsRequest, ports: Ports, tenant: Tenant
 ) -> dict[str, Any]:
     """Replace the collection's settings; a null value means the service default. The API key is
-    stored encrypted and never returned."""
+    stored encrypted and never returned. Changing the endpoint or its key needs an admin: chat
+    sends the collection's questions and passages there (an editor may change everything else,
+    and resend the endpoint as it is)."""
     chat = CollectionChat(body.provider, body.min_score, body.top_k)
+    await _endpoint_change_needs_admin(request.state.principal, tenant, collection_id, body, ports)
     configured = await configure_collection(tenant, collection_id, chat, ports, endpoint=body.endpoint())
     await _audit(request, "chat_settings.update", target=collection_id, detail=body.audited())
     return configured
+
+
+async def _endpoint_change_needs_admin(
+    caller: Principal, tenant: str, collection_id: str, body: ChatSettingsRequest, ports: ChatPorts
+) -> None:
+    if caller.allows("admin"):
+        return
+    stored = (await ports.collections.settings(tenant, collection_id)).endpoint
+    now = (stored.base_url, stored.model) if stored is not None else (None, None)
+    if "api_key" in body.model_fields_set or (body.openai_base_url, body.openai_model) != now:
+        raise Forbidden(
+            f"changing a collection's OpenAI-compatible endpoint or its API key needs the role admin; the key"
+            f" {caller.key_id} has the role {caller.role} (it may change provider, min_score and top_k, sending"
+            " openai_base_url and openai_model as they are and no api_key)",
+            needed_role="admin",
+            role=caller.role,
+        )
 
 
 #: the role of each route where the default (GET: viewer, else editor) is not right: asking, and
@@ -298,4 +318,3 @@ def create_app(ports: ChatPorts, *, default_tenant: str, authenticator: Authenti
     app.include_router(openai_router, dependencies=[Depends(authorize)])
     declare_rate_limits(app, authenticator.rates)
     return app
-
