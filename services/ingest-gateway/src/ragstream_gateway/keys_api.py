@@ -135,7 +135,13 @@ async def who_am_i(caller: Caller) -> dict[str, Any]:
     return {"tenant_id": caller.tenant_id, "account_id": caller.actor, "role": caller.role, "key_id": caller.key_id}
 
 
-@router.post("/keys", status_code=201)
+@router.post(
+    "/keys",
+    status_code=201,
+    responses={
+        404: {"description": "The account_id is not a member of the tenant (create it with POST /v1/accounts)."}
+    },
+)
 async def create_key(request: Request, body: KeyRequest, caller: Caller, tenant: Tenant) -> dict[str, Any]:
     """A new API key; ``key`` in the answer is the only copy of its secret (store it now). With
     ``collection_ids`` and ``origins``: a public chat key for the chat widget, which may only ask
