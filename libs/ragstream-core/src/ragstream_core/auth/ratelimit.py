@@ -97,15 +97,22 @@ WHERE scope = %(scope)s AND subject = %(subject)s AND action = %(action)s
 """
 
 
+def _default(setting: str) -> int | float:
+    """The default of a ``CoreSettings`` field: the settings are the one place the defaults live."""
+    value = CoreSettings.model_fields[setting].default
+    assert isinstance(value, int | float)
+    return value
+
+
 @dataclass(frozen=True)
 class RateLimits:
     """The default limits (requests per ``window_s``; 0: off), from ``CoreSettings``."""
 
-    upload_per_key: int = 1200
-    upload_per_tenant: int = 2400
-    chat_per_key: int = 3000
-    chat_per_tenant: int = 6000
-    window_s: float = 60.0
+    upload_per_key: int = int(_default("rate_upload_per_key"))
+    upload_per_tenant: int = int(_default("rate_upload_per_tenant"))
+    chat_per_key: int = int(_default("rate_chat_per_key"))
+    chat_per_tenant: int = int(_default("rate_chat_per_tenant"))
+    window_s: float = float(_default("rate_window_s"))
 
     @classmethod
     def from_settings(cls, core: CoreSettings) -> RateLimits:
