@@ -10,8 +10,10 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
+from google.protobuf.message import Message
+
 from ragstream_core.bus import Delivery
-from ragstream_core.events import EVENTS_STREAM, SUBJECT_OF, chunks_key
+from ragstream_core.events import EVENTS_STREAM, EVENTS_SUBJECTS, SUBJECT_OF, chunks_key
 from ragstream_core.proto.ragstream.v1.events_pb2 import (
     DocDeleted,
     DocParsed,
@@ -21,6 +23,7 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import (
 )
 from ragstream_devstack.testing import new_id
 from ragstream_gateway.jobs import track_version
+from ragstream_gateway.ports import REGISTRY_DURABLE
 
 if TYPE_CHECKING:
     from conftest import Gateway
@@ -166,6 +169,35 @@ async def test_delete_is_refused_while_a_job_runs(gateway: Gateway) -> None:
     assert response.json()["running_job_ids"] == [body["job_id"]]
     assert "cancel=true" in response.json()["detail"]
     assert (await gateway.client.get(f"/v1/documents/{body['document_id']}")).json()["deleted_at"] is None
+
+
+async def test_a_delete_right_after_the_job_ends_waits_for_the_registry_to_learn_it(gateway: Gateway) -> None:
+    """The progress service can report a job indexed before this registry has read the same
+    event (each follows the events with its own consumer): a delete in that moment is not refused."""
+    body = (await gateway.upload(new_id("col"), "notes.md", doc("One."))).json()
+    lagging = asyncio.Event()
+
+    async def registry(event: Message, delivery: Delivery) -> None:
+        await lagging.wait()
+        await track_version(event, delivery, gateway.ports)
+
+    gateway.bus.consume(
+        Message, durable=REGISTRY_DURABLE, stage="gateway", handler=registry, subject=EVENTS_SUBJECTS, fail_jobs=False
+    )
+    meta = EventMeta(job_id=body["job_id"], document_id=body["document_id"], version=1)
+    await gateway.bus.publish(DocParsed(meta=meta, chunk_count=1, page_count=1))
+    await gateway.bus.publish(IndexUpdated(meta=meta, chunk_count=1))
+
+    delete = asyncio.create_task(gateway.client.delete(f"/v1/documents/{body['document_id']}"))
+    await asyncio.sleep(0.5)
+    waited = not delete.done()
+    lagging.set()
+    response = await delete
+
+    assert waited
+    assert response.status_code == 202, response.text
+    assert response.json()["cancelled_job_ids"] == []
+    assert (await gateway.client.get(f"/v1/documents/{body['document_id']}")).json()["deleted_at"] is not None
 
 
 async def test_delete_with_cancel_cancels_the_job_and_announces_the_delete(gateway: Gateway) -> None:

@@ -45,6 +45,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
+from nats.js.errors import NotFoundError
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
@@ -346,6 +347,26 @@ class Bus:
                 log.debug("bus.lag_unavailable", durable=durable, error=repr(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.consumer_poll_s)
+
+    async def caught_up(self, durable: str, *, timeout_s: float) -> bool:
+        """Wait until ``durable`` has handled every event stored so far (none pending, none
+        unacknowledged); ``False`` if that takes longer than ``timeout_s``. A consumer that does not
+        exist has nothing to catch up on.
+
+        Two projections of the same events (the gateway's registry, the progress service) each
+        lag by their own consumer: this is how one of them reads its own writes.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                info = await self.js.consumer_info(EVENTS_STREAM, durable)
+            except NotFoundError:
+                return True
+            if not info.num_pending and not info.num_ack_pending:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
 
     async def _resubscribe(
         self, filter_subject: str, durable: str, config: ConsumerConfig, current: JetStreamContext.PullSubscription

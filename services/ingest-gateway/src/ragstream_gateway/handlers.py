@@ -26,7 +26,7 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import (
     JobFailed,
 )
 from ragstream_gateway.limits import checked_media_type, upload_limit
-from ragstream_gateway.ports import GatewayPorts
+from ragstream_gateway.ports import REGISTRY_DURABLE, REGISTRY_SETTLE_S, GatewayPorts
 from ragstream_gateway.repository import CollectionRow, Deletion, NewVersion, TagChange, VersionRow
 from ragstream_gateway.tenant_limits import TenantLimitsRepository, check_quota
 
@@ -333,9 +333,18 @@ async def delete_document(
     activation of them; the bytes no other live document shares are removed here.
     """
     try:
-        deletion, unused = await ports.documents.delete_document(
-            tenant_id, document_id, actor=actor, cancel=cancel, job_id=new_job_id()
-        )
+        try:
+            deletion, unused = await ports.documents.delete_document(
+                tenant_id, document_id, actor=actor, cancel=cancel, job_id=new_job_id()
+            )
+        except Conflict:
+            # a job the progress service already reports done may not have reached this registry
+            # yet (each follows the events with its own consumer): refuse only once it has
+            if not await ports.events.caught_up(REGISTRY_DURABLE, timeout_s=REGISTRY_SETTLE_S):
+                raise
+            deletion, unused = await ports.documents.delete_document(
+                tenant_id, document_id, actor=actor, cancel=cancel, job_id=new_job_id()
+            )
     except Conflict as exc:
         await ports.documents.record(
             tenant_id=tenant_id,

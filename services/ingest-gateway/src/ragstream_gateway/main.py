@@ -32,7 +32,7 @@ from ragstream_gateway.direct_upload import sweep_uploads_until
 from ragstream_gateway.grpc_api import IngestServicer
 from ragstream_gateway.handlers import check_identifier, republish_unpublished
 from ragstream_gateway.jobs import run_scheduler, track_version
-from ragstream_gateway.ports import Wakeup
+from ragstream_gateway.ports import REGISTRY_DURABLE, Wakeup
 from ragstream_gateway.repository import DocumentRepository
 from ragstream_gateway.settings import GatewaySettings
 from ragstream_gateway.upload_repository import UploadRepository
@@ -120,7 +120,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
     # each version's status and counts, from the pipeline's own events
     bus.consume(
         Message,
-        durable="gateway-versions",
+        durable=REGISTRY_DURABLE,
         stage="gateway",
         handler=functools.partial(track_version, ports=ports),
         batch=32,

@@ -13,11 +13,18 @@ from ragstream_gateway.repository import DocumentRepository
 from ragstream_gateway.settings import GatewaySettings
 from ragstream_gateway.upload_repository import UploadRepository
 
+#: the durable consumer that keeps the version registry (each version's status) current
+REGISTRY_DURABLE = "gateway-versions"
+#: how long a request waits for the registry to catch up before it refuses on a job it sees running
+REGISTRY_SETTLE_S = 5.0
+
 
 class EventPublisher(Protocol):
     async def publish(self, event: Message) -> None: ...
 
     async def job_control(self) -> JobControl: ...
+
+    async def caught_up(self, durable: str, *, timeout_s: float) -> bool: ...
 
 
 class Wakeup:
