@@ -619,6 +619,41 @@ async def test_a_viewer_sees_the_sources_but_no_upload_or_delete(
     assert await page.evaluate(UNNAMED_CONTROLS) == [], "controls without a name on the signed-in page"
 
 
+async def test_the_admin_view_shows_every_member_the_limits_and_lets_only_an_admin_set_the_origins(
+    page: Page, keyed_web_stack: Stack, shots: Shots
+) -> None:
+    admin = new_member(keyed_web_stack, "admin")
+    viewer = new_member(keyed_web_stack, "viewer", tenant=admin.tenant_id)
+    await sign_in(page, keyed_web_stack, admin.key)
+    await expect(page.locator("#who-text")).to_contain_text("(admin)")
+    await page.get_by_role("link", name="Admin").click()
+
+    limits = page.locator("#tenant-limits")
+    await expect(limits.locator('td[data-limit="Uploads per key"]')).to_have_text(re.compile(r"^1\D?200 per 60 s$"))
+    await expect(limits.locator('td[data-limit="Stored"]')).to_have_text("0 B of no limit")
+    field = page.get_by_label("Pages whose scripts may use this tenant's keys, one origin per line")
+    await field.fill("https://Intranet.example.com\nhttps://wiki.example.com:8443")
+    await page.get_by_role("button", name="Save origins").click()
+    await expect(page.locator("#toast")).to_contain_text("2 origins saved.")
+    await expect(field).to_have_value("https://intranet.example.com\nhttps://wiki.example.com:8443")
+    await field.fill("intranet.example.com")
+    await page.get_by_role("button", name="Save origins").click()
+    await expect(page.locator("#toast .error")).to_contain_text("origin 'intranet.example.com' is not valid")
+    await shots.take(page, "tenant-admin")
+    async with httpx.AsyncClient(timeout=30, headers=admin.auth) as http:
+        stored = (await http.get(f"{keyed_web_stack.url('ingest-gateway')}/v1/tenant/origins")).json()
+    assert stored["origins"] == ["https://intranet.example.com", "https://wiki.example.com:8443"]
+
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in(page, keyed_web_stack, viewer.key)
+    await expect(page.locator("#who-text")).to_contain_text("(viewer)")
+    await page.get_by_role("link", name="Admin").click()
+
+    await expect(limits.locator('td[data-limit="Documents"]')).to_have_text("0 of no limit")
+    await expect(page.get_by_role("heading", name="Browser origins")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Save origins")).to_be_hidden()
+
+
 async def test_a_revoked_session_returns_to_sign_in_saying_why(page: Page, keyed_web_stack: Stack) -> None:
     admin = new_member(keyed_web_stack, "admin")
     await sign_in(page, keyed_web_stack, admin.key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -273,6 +274,38 @@ async def test_changes_are_audited_with_the_keys_account(keyed: Tenant) -> None:
     assert entry["actor"] == "bootstrap-admin"
     assert entry["detail"]["upload_id"] == opened.json()["upload_id"]
     assert editor not in audit.text
+
+
+async def test_a_refused_change_is_audited_without_repeating_what_the_caller_sent(keyed: Tenant) -> None:
+    """Not only the changes that worked: a delete of an id that is not the tenant's is on record,
+    by a fingerprint of the id and the error's type (the id may be another tenant's, and the
+    tenant's admins read this log); a role refusal is recorded once (as auth.refused), not twice."""
+    editor = str((await _new_key(keyed, "editor", name="cleaner"))["key"])
+    viewer = str((await _new_key(keyed, "viewer"))["key"])
+    foreign = f"doc-{uuid.uuid4().hex[:8]}"
+
+    deleted = await keyed.http.delete(f"/v1/documents/{foreign}", headers=keyed.auth(editor))
+    forbidden = await keyed.http.delete(f"/v1/documents/{foreign}", headers=keyed.auth(viewer))
+    invalid = await keyed.http.patch(f"/v1/documents/{foreign}", json={"file_name": 7}, headers=keyed.auth(editor))
+    audit = await keyed.http.get(
+        "/v1/audit", params={"action": "DELETE /v1/documents/{document_id}"}, headers=keyed.auth()
+    )
+    patched = await keyed.http.get(
+        "/v1/audit", params={"action": "PATCH /v1/documents/{document_id}"}, headers=keyed.auth()
+    )
+    refusals = await keyed.http.get("/v1/audit", params={"action": "auth.refused"}, headers=keyed.auth())
+
+    assert (deleted.status_code, forbidden.status_code, invalid.status_code) == (404, 403, 422)
+    [entry] = audit.json()["entries"]
+    assert (entry["actor"], entry["outcome"], entry["detail"]["status"]) == ("bootstrap-admin", "refused", 404)
+    assert entry["detail"]["target"] == "sha256:" + hashlib.sha256(foreign.encode()).hexdigest()[:16]
+    assert entry["detail"]["reason"] == "NotFound"
+    [patch] = patched.json()["entries"]
+    assert (patch["detail"]["status"], patch["detail"]["reason"]) == (422, "RequestValidationError")
+    assert [e["detail"]["route"] for e in refusals.json()["entries"]] == ["/v1/documents/{document_id}"]
+    assert foreign not in audit.text + patched.text + refusals.text
+    assert editor not in audit.text
+    assert viewer not in refusals.text
 
 
 async def test_a_session_is_a_short_lived_key_of_the_callers_account_and_role(keyed: Tenant) -> None:

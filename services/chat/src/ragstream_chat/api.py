@@ -33,7 +33,7 @@ from ragstream_chat.openai_api import openai_error_handlers
 from ragstream_chat.openai_api import router as openai_router
 from ragstream_chat.ports import ChatPorts
 from ragstream_chat.retrieval import Filters
-from ragstream_core.auth import Authenticator, Caller, Principal, RatePolicy, RolePolicy, authorize
+from ragstream_core.auth import AuditRefusedChanges, Authenticator, Caller, Principal, RatePolicy, RolePolicy, authorize
 from ragstream_core.errors import Forbidden, InvalidInput, RagstreamError
 from ragstream_core.runtime import declare_rate_limits, error_handlers
 
@@ -312,6 +312,7 @@ def create_app(ports: ChatPorts, *, default_tenant: str, authenticator: Authenti
     authenticator.rates = {**RATES, **authenticator.rates}
     app.state.authenticator = authenticator
     error_handlers(app)
+    app.add_middleware(AuditRefusedChanges)
     openai_error_handlers(app)
     app.include_router(router, dependencies=[Depends(authorize)])
     app.include_router(openai_router, dependencies=[Depends(authorize)])

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from ragstream_core.auth import (
     PUBLIC,
+    AuditRefusedChanges,
     Authenticator,
     RateLimiter,
     RateLimits,
@@ -119,6 +120,7 @@ def create_app(ports: GatewayPorts, *, progress_url: str, authenticator: Authent
     app.state.authenticator = authenticator
     app.state.auth_repository = AuthRepository(ports.documents.pool)
     error_handlers(app)
+    app.add_middleware(AuditRefusedChanges)
     app.add_exception_handler(HTTPException, explain_multipart_errors)
 
     app.add_middleware(RejectOversized, limit=ports.settings.max_upload_bytes)

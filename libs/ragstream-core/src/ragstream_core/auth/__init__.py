@@ -6,8 +6,10 @@
 - ``OriginPolicy``: which browser origins may call, globally and per tenant (``auth.tenant_origins``).
 - ``RateLimiter``: upload and chat rate limits per key and per tenant, in PostgreSQL (GCRA).
 - ``authorize`` / ``Caller``: the FastAPI dependency; ``AuthInterceptor``: the gRPC interceptor.
+- ``AuditRefusedChanges``: refused and failed mutating requests, in the audit log too.
 """
 
+from ragstream_core.auth.audit import AuditRefusedChanges
 from ragstream_core.auth.authenticator import (
     PUBLIC,
     Authenticator,
@@ -29,6 +31,7 @@ __all__ = [
     "PUBLIC",
     "ROLES",
     "Action",
+    "AuditRefusedChanges",
     "AuthInterceptor",
     "AuthMode",
     "Authenticator",

@@ -1,8 +1,9 @@
 // Admin view: queue depth by stage and lane, running and failed jobs, dead letters with replay,
-// and pause/resume per collection. Refreshed every few seconds while shown.
+// pause/resume per collection, and the tenant's limits and usage (every member: why am I
+// refused?) with its browser origins (admins edit them). Refreshed every few seconds while shown.
 
 import { gateway, progress } from "./api.js";
-import { clear, formatEta, formatTime, h, toast } from "./dom.js";
+import { clear, formatBytes, formatEta, formatTime, h, toast } from "./dom.js";
 
 const REFRESH_MS = 4000;
 
@@ -19,6 +20,9 @@ export function mountAdmin(section, context) {
   const runningBox = h("div", { id: "running-jobs" });
   const failedBox = h("div", { id: "failed-jobs" });
   const lettersBox = h("div", { id: "dead-letters" });
+  const limitsBox = h("div", { id: "tenant-limits" });
+  const originsBox = h("div", { id: "tenant-origins" });
+  const isAdmin = () => document.body.dataset.role === "admin";
   const updated = h("span", { class: "hint", "aria-live": "off" });
   const card = (id, title, box, wide = false) =>
     h("section", { class: wide ? "card wide" : "card", "aria-labelledby": id }, h("h3", { id }, title), box);
@@ -31,7 +35,10 @@ export function mountAdmin(section, context) {
       card("collections-title", "Collections", collectionsBox),
       card("running-title", "Running jobs", runningBox, true),
       card("failed-title", "Failed jobs", failedBox, true),
-      card("letters-title", "Dead letters", lettersBox, true)),
+      card("letters-title", "Dead letters", lettersBox, true),
+      card("limits-title", "Tenant limits", limitsBox),
+      h("section", { class: "card needs-admin", "aria-labelledby": "origins-title" },
+        h("h3", { id: "origins-title" }, "Browser origins"), originsBox)),
   );
 
   async function act(promise, done) {
@@ -92,6 +99,48 @@ export function mountAdmin(section, context) {
       "No dead letters: no stage has given up on a message."));
   }
 
+  function renderLimits(body) {
+    const limit = (n, unit) => (n ? `${n.toLocaleString()} ${unit}` : "no limit");
+    const quota = (used, max, format) => `${format(used)} of ${max ? format(max) : "no limit"}`;
+    const rows = [
+      ["Uploads per key", limit(body.limits.upload_per_key, `per ${body.window_s} s`)],
+      ["Uploads, whole tenant", limit(body.limits.upload_per_tenant, `per ${body.window_s} s`)],
+      ["Questions per key", limit(body.limits.chat_per_key, `per ${body.window_s} s`)],
+      ["Questions, whole tenant", limit(body.limits.chat_per_tenant, `per ${body.window_s} s`)],
+      ["Stored", quota(body.usage.bytes, body.limits.quota_bytes, formatBytes)],
+      ["Documents", quota(body.usage.documents, body.limits.quota_documents, (n) => n.toLocaleString())],
+    ].map(([name, value]) => h("tr", {}, h("th", { scope: "row" }, name), h("td", { dataset: { limit: name } }, value)));
+    clear(limitsBox, table(`Limits of tenant ${body.tenant_id}`, ["Limit", "In force"], rows, ""),
+      h("p", { class: "hint" }, "A tenant's admins change them with PUT /v1/tenant/limits."));
+  }
+
+  // the origins are edited in place: a refresh while the admin types must not replace the text
+  let originsShown = false;
+  function renderOrigins(body) {
+    if (originsShown && originsBox.contains(document.activeElement)) return;
+    originsShown = true;
+    const field = h("textarea", { id: "origins-input", rows: 4, spellcheck: "false", "aria-describedby": "origins-hint" },
+      body.origins.join("\n"));
+    const save = async (event) => {
+      event.preventDefault();
+      const origins = field.value.split(/\s+/).filter(Boolean);
+      try {
+        const stored = await gateway.setTenantOrigins(origins);
+        toast(`${stored.origins.length} origin${stored.origins.length === 1 ? "" : "s"} saved.`);
+        originsShown = false;
+        renderOrigins(stored);
+      } catch (error) {
+        toast(error.message, { error: true });
+      }
+    };
+    clear(originsBox, h("form", { onsubmit: save },
+      h("label", { for: "origins-input" }, "Pages whose scripts may use this tenant's keys, one origin per line"),
+      field,
+      h("p", { id: "origins-hint", class: "hint" }, "scheme://host[:port], e.g. https://intranet.example.com",
+        body.global_origins.length ? `; every tenant also has ${body.global_origins.join(", ")}` : ""),
+      h("button", { type: "submit" }, "Save origins")));
+  }
+
   async function refresh() {
     const settle = async (promise, box, render) => {
       try {
@@ -105,6 +154,8 @@ export function mountAdmin(section, context) {
       settle(progress.jobs({ status: "released,parsing,parsed,embedding", limit: 50 }), runningBox, (a) => renderJobs(runningBox, a.jobs, { failed: false })),
       settle(progress.jobs({ status: "failed", limit: 50 }), failedBox, (a) => renderJobs(failedBox, a.jobs, { failed: true })),
       settle(gateway.deadLetters(), lettersBox, (a) => renderLetters(a.dead_letters)),
+      settle(gateway.tenantLimits(), limitsBox, renderLimits),
+      isAdmin() ? settle(gateway.tenantOrigins(), originsBox, renderOrigins) : null,
     ]);
     updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
   }

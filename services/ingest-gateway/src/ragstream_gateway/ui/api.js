@@ -111,6 +111,9 @@ export const gateway = {
     call(urls.gateway(`/v1/collections/${encodeURIComponent(c)}/jobs:${action}`), { method: "POST" }),
   deadLetters: () => call(urls.gateway("/v1/dead-letters?limit=100")),
   replay: (seq) => call(urls.gateway(`/v1/dead-letters/${seq}:replay`), { method: "POST" }),
+  tenantLimits: () => call(urls.gateway("/v1/tenant/limits")),
+  tenantOrigins: () => call(urls.gateway("/v1/tenant/origins")),
+  setTenantOrigins: (origins) => call(urls.gateway("/v1/tenant/origins"), { method: "PUT", json: { origins } }),
 };
 
 /** Sign-in and sign-out (keys mode): the API key is sent once, to be traded for a session key. */
