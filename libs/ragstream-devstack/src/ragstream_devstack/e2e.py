@@ -64,16 +64,33 @@ class Client:
         return dict(response.json())
 
     async def wait_done(self, job_ids: list[str], *, within_s: float = 180.0) -> list[dict[str, Any]]:
-        """Poll until every job is indexed or failed; fail with the stragglers' state."""
+        """Poll until every job is indexed or failed, at the progress service and in the gateway's
+        version registry (two projections of the same events, each behind its own consumer: a
+        test that reads the gateway next must not see a job the gateway still thinks runs); fail
+        with the stragglers' state."""
         deadline = time.monotonic() + within_s
         jobs: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             jobs = [await self.job(j) for j in job_ids]
             if all(j["status"] in FINAL for j in jobs):
-                return jobs
+                break
             await asyncio.sleep(0.25)
-        pending = [(j.get("file_name"), j["status"]) for j in jobs if j["status"] not in FINAL]
-        raise AssertionError(f"jobs not done within {within_s}s: {pending}")
+        else:
+            pending = [(j.get("file_name"), j["status"]) for j in jobs if j["status"] not in FINAL]
+            raise AssertionError(f"jobs not done within {within_s}s: {pending}")
+        running: list[str] = []
+        while time.monotonic() < deadline:
+            running = [j for j in job_ids if await self._gateway_runs(j)]
+            if not running:
+                return jobs
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"jobs done at the progress service still run in the gateway's registry: {running}")
+
+    async def _gateway_runs(self, job_id: str) -> bool:
+        """Whether the gateway's registry still has the job's version processing (a delete's job,
+        or a key that may not look, has nothing there to wait for)."""
+        response = await self.http.get(f"{self.stack.url('ingest-gateway')}/v1/jobs/{job_id}/control")
+        return response.status_code == 200 and response.json()["status"] == "processing"
 
     async def chat(self, collection: str, question: str, *, top_k: int | None = None) -> dict[str, Any]:
         response = await self.http.post(

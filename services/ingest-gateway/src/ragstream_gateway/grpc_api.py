@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
 
-from ragstream_core.errors import InvalidInput, NotFound
+from ragstream_core.errors import InvalidInput, NotFound, RagstreamError
 from ragstream_core.events import timestamp_of
 from ragstream_core.grpc_server import tenant_from
 from ragstream_core.proto.ragstream.v1 import ingest_pb2, ingest_pb2_grpc
@@ -67,6 +69,24 @@ async def _chunks(requests: AsyncIterator[ingest_pb2.UploadRequest]) -> AsyncIte
         yield request.chunk
 
 
+#: how long, and how many bytes, a refused upload's remaining stream is read and dropped
+DRAIN_S = 1.0
+DRAIN_BYTES = 1024 * 1024
+
+
+async def _drain(requests: AsyncIterator[ingest_pb2.UploadRequest]) -> None:
+    """Read and drop what the client still sends of a refused upload, for a bounded time, before
+    the refusal is answered (a lingering close, as HTTP servers do before a 413): a client still
+    writing when the call ends sees a failed write (``INTERNAL``) instead of the refusal's status."""
+    dropped = 0
+    with contextlib.suppress(TimeoutError, grpc.RpcError):
+        async with asyncio.timeout(DRAIN_S):
+            async for request in requests:
+                dropped += len(request.chunk)
+                if dropped > DRAIN_BYTES:
+                    return
+
+
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     """gRPC ``IngestService``; the tenant comes from the ``x-tenant-id`` metadata."""
 
@@ -113,7 +133,13 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         # repeated fields cannot say "none given": tags given replace the document's, none keep them
         tags = clean_tags(header.tags) if header.tags else None
         quota = await byte_quota(TenantLimitsRepository(self.ports.documents.pool), self.ports.settings, tenant)
-        spool, _ = await spool_stream(_chunks(requests), file_name=file_name, settings=self.ports.settings, quota=quota)
+        try:
+            spool, _ = await spool_stream(
+                _chunks(requests), file_name=file_name, settings=self.ports.settings, quota=quota
+            )
+        except RagstreamError:
+            await _drain(requests)
+            raise
         with spool:
             upload = Upload(
                 tenant_id=tenant,
