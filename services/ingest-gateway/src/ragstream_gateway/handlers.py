@@ -3,6 +3,7 @@ re-embed, delete, compare versions, and follow each version's status from the pi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -26,7 +27,7 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import (
     JobFailed,
 )
 from ragstream_gateway.limits import checked_media_type, upload_limit
-from ragstream_gateway.ports import REGISTRY_DURABLE, REGISTRY_SETTLE_S, GatewayPorts
+from ragstream_gateway.ports import GatewayPorts, registry_caught_up
 from ragstream_gateway.repository import CollectionRow, Deletion, NewVersion, TagChange, VersionRow
 from ragstream_gateway.tenant_limits import TenantLimitsRepository, check_quota
 
@@ -332,19 +333,15 @@ async def delete_document(
     The embedder removes every version's points on ``DocDeleted`` and refuses any later
     activation of them; the bytes no other live document shares are removed here.
     """
+    delete = functools.partial(ports.documents.delete_document, tenant_id, document_id, actor=actor, cancel=cancel)
     try:
         try:
-            deletion, unused = await ports.documents.delete_document(
-                tenant_id, document_id, actor=actor, cancel=cancel, job_id=new_job_id()
-            )
+            deletion, unused = await delete(job_id=new_job_id())
         except Conflict:
-            # a job the progress service already reports done may not have reached this registry
-            # yet (each follows the events with its own consumer): refuse only once it has
-            if not await ports.events.caught_up(REGISTRY_DURABLE, timeout_s=REGISTRY_SETTLE_S):
+            # the running job may be one the registry has not yet read the end of: refuse only once it has
+            if not await registry_caught_up(ports.events):
                 raise
-            deletion, unused = await ports.documents.delete_document(
-                tenant_id, document_id, actor=actor, cancel=cancel, job_id=new_job_id()
-            )
+            deletion, unused = await delete(job_id=new_job_id())
     except Conflict as exc:
         await ports.documents.record(
             tenant_id=tenant_id,

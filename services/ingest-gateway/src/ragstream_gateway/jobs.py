@@ -42,7 +42,7 @@ from ragstream_core.proto.ragstream.v1.events_pb2 import (
     StageProgress,
 )
 from ragstream_gateway.handlers import document_uploaded, job_meta
-from ragstream_gateway.ports import REGISTRY_DURABLE, REGISTRY_SETTLE_S, GatewayPorts
+from ragstream_gateway.ports import GatewayPorts, registry_caught_up
 from ragstream_gateway.repository import VersionRow, audit
 
 log = structlog.get_logger(__name__)
@@ -258,7 +258,7 @@ async def cancel_job(
 async def retry_job(ports: GatewayPorts, control: JobControl, tenant_id: str, job_id: str, *, actor: str) -> VersionRow:
     """Run a failed or cancelled job again from the start, as a new run (``retry`` + 1)."""
     row = await get_job(ports, tenant_id, job_id)
-    if row.status == "processing" and await ports.events.caught_up(REGISTRY_DURABLE, timeout_s=REGISTRY_SETTLE_S):
+    if row.status == "processing" and await registry_caught_up(ports.events):
         # its failure may be known to the progress service and not to this registry yet
         row = await get_job(ports, tenant_id, job_id)
     if row.deleted_at is not None:

@@ -27,6 +27,13 @@ class EventPublisher(Protocol):
     async def caught_up(self, durable: str, *, timeout_s: float) -> bool: ...
 
 
+async def registry_caught_up(events: EventPublisher) -> bool:
+    """Whether the version registry has read every event stored so far (waiting at most
+    ``REGISTRY_SETTLE_S``): a job the progress service reports done may not have reached it yet,
+    since each follows the events with its own consumer."""
+    return await events.caught_up(REGISTRY_DURABLE, timeout_s=REGISTRY_SETTLE_S)
+
+
 class Wakeup:
     """Wakes the job scheduler: an upload queued work, a job finished, an order changed the queue."""
 
