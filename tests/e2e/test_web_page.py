@@ -645,6 +645,7 @@ async def test_the_admin_view_shows_every_member_the_limits_and_lets_only_an_adm
     assert stored["origins"] == ["https://intranet.example.com", "https://wiki.example.com:8443"]
 
     await page.get_by_role("button", name="Sign out").click()
+    await expect(page.locator("#signin-message")).to_contain_text("You signed out.")  # not a race with the next sign-in
     await sign_in(page, keyed_web_stack, viewer.key)
     await expect(page.locator("#who-text")).to_contain_text("(viewer)")
     await page.get_by_role("link", name="Admin").click()

@@ -121,7 +121,8 @@ export const sessions = {
   start: (apiKey) =>
     call(urls.gateway("/v1/sessions"), { method: "POST", headers: { authorization: `Bearer ${apiKey}` } }),
   whoAmI: (sessionKey) => call(urls.gateway("/v1/me"), { headers: { authorization: `Bearer ${sessionKey}` } }),
-  end: () => call(urls.gateway("/v1/sessions/current"), { method: "DELETE" }),
+  end: (sessionKey) =>
+    call(urls.gateway("/v1/sessions/current"), { method: "DELETE", headers: { authorization: `Bearer ${sessionKey}` } }),
 };
 
 export const progress = {

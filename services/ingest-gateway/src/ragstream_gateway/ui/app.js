@@ -119,8 +119,10 @@ function endSession(notice) {
 }
 
 async function signOut() {
+  const session = currentSession();
+  dropSession("You signed out."); // forgotten first: leaving the page before the server answers cannot keep it
   try {
-    await sessions.end(); // revoked at once: the key is useless even if it was copied
+    if (session) await sessions.end(session.key); // revoked at once: the key is useless even if it was copied
   } catch {
     // expired or revoked already: signing out still forgets it
   }
