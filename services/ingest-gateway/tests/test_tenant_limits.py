@@ -299,6 +299,70 @@ async def test_limits_show_defaults_overrides_and_usage_and_only_admins_change_t
         assert await cur.fetchall() == [("5",)]
 
 
+async def test_simultaneous_uploads_cannot_take_a_tenant_past_its_document_quota(new_tenant: TenantFactory) -> None:
+    tenant = await new_tenant()
+    await tenant.set_limits(quota_documents=3)
+
+    answers = await asyncio.gather(*(tenant.upload(None, f"f{n}.md", f"# f\n{n}".encode()) for n in range(8)))
+
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202] * 3 + [403] * 5, [a.text for a in answers]
+    limits = await tenant.http.get("/v1/tenant/limits", headers=tenant.auth())
+    assert limits.json()["usage"]["documents"] == 3
+
+
+async def test_simultaneous_uploads_cannot_take_a_tenant_past_its_byte_quota(new_tenant: TenantFactory) -> None:
+    tenant = await new_tenant()
+    await tenant.set_limits(quota_bytes=100)
+    files = [f"# {n}\n".encode() + bytes([65 + n]) * 26 for n in range(6)]  # 30 bytes each
+
+    answers = await asyncio.gather(*(tenant.upload(None, f"f{n}.md", data) for n, data in enumerate(files)))
+
+    assert sorted(a.status_code for a in answers) == [202] * 3 + [403] * 3, [a.text for a in answers]
+    limits = await tenant.http.get("/v1/tenant/limits", headers=tenant.auth())
+    assert limits.json()["usage"]["bytes"] == 90
+
+
+async def test_an_upload_refused_after_its_quota_check_gives_its_share_back(new_tenant: TenantFactory) -> None:
+    tenant = await new_tenant()
+    await tenant.set_limits(quota_bytes=100)
+    first = await tenant.upload(None, "a.md", b"# a\n" + b"a" * 26)
+    assert (await tenant.upload(None, "b.md", b"# b\n" + b"b" * 26)).status_code == 202
+
+    # passes the quota check (60 + 30 of 100), then is refused: the name belongs to another document
+    renamed = await tenant.http.post(
+        "/v1/collections/docs/documents",
+        files={"file": ("b.md", b"# c\n" + b"c" * 26)},
+        params={"replaces": first.json()["document_id"]},
+        headers=tenant.auth(),
+    )
+    after = await tenant.upload(None, "d.md", b"# d\n" + b"d" * 26)
+
+    assert renamed.status_code == 409, renamed.text
+    assert after.status_code == 202, after.text  # 90 of 100: the refused upload holds nothing
+    limits = await tenant.http.get("/v1/tenant/limits", headers=tenant.auth())
+    assert limits.json()["usage"] == {"bytes": 90, "documents": 3}
+
+
+async def test_bytes_stored_once_count_once_however_many_versions_or_collections_hold_them(
+    new_tenant: TenantFactory,
+) -> None:
+    tenant = await new_tenant()
+    await tenant.set_limits(quota_bytes=100)
+    data = b"# shared\n" + b"s" * 51  # 60 bytes
+    first = await tenant.upload(None, "a.md", data)
+
+    reembedded = await tenant.http.post(f"/v1/documents/{first.json()['document_id']}/reembed", headers=tenant.auth())
+    elsewhere = await tenant.upload(None, "a.md", data, collection="other")
+    limits = await tenant.http.get("/v1/tenant/limits", headers=tenant.auth())
+    over = await tenant.upload(None, "b.md", b"# b\n" + b"b" * 56)
+
+    assert (reembedded.status_code, elsewhere.status_code) == (202, 202), (reembedded.text, elsewhere.text)
+    assert limits.json()["usage"] == {"bytes": 60, "documents": 2}
+    assert over.status_code == 403  # 60 + 60 of 100: the quota still holds
+    assert over.json()["usage"] == 60
+
+
 async def test_a_negative_limit_is_refused_saying_what_is_accepted(new_tenant: TenantFactory) -> None:
     tenant = await new_tenant()
 

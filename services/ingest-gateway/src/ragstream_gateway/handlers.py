@@ -3,6 +3,7 @@ re-embed, delete, compare versions, and follow each version's status from the pi
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -212,7 +213,8 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
     Idempotent for content: the object key is the SHA-256 of the bytes, and the same bytes in
     the same collection return the version that holds them (unless ``force``), atomically even
     for simultaneous uploads. An upload over the tenant's quota raises ``QuotaExceeded`` before
-    any byte is stored. A new name makes a new document, a known name (or ``replaces``)
+    any byte is stored; the check reserves the upload's share until the version is recorded, so
+    simultaneous uploads cannot overshoot it. A new name makes a new document, a known name (or ``replaces``)
     a new version of that document. The event is published after the version is recorded; if
     NATS is unreachable, or the process dies in between, ``republish_unpublished`` sends it.
     """
@@ -220,8 +222,9 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
     structlog.contextvars.bind_contextvars(tenant_id=upload.tenant_id, collection_id=upload.collection_id)
     media_type = checked_media_type(upload.file_name, upload.source, settings)
     sha256, size = fingerprint(upload.source, max_bytes=upload_limit(media_type, settings))
-    await check_quota(
-        TenantLimitsRepository(ports.documents.pool),
+    quotas = TenantLimitsRepository(ports.documents.pool)
+    reservation = await check_quota(
+        quotas,
         settings,
         tenant_id=upload.tenant_id,
         collection_id=upload.collection_id,
@@ -230,12 +233,49 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
         sha256=sha256,
         replaces=upload.replaces,
         force=upload.force,
+        reserve=True,
     )
+    try:
+        row, unchanged, collection = await _store_and_record(upload, ports, media_type, sha256, size, reservation)
+    except BaseException:
+        if reservation is not None:
+            await _release(quotas, reservation)
+        raise
+    structlog.contextvars.bind_contextvars(job_id=row.job_id)
+    if upload.tags is not None:
+        await announce_tags(upload.tenant_id, row.document_id, ports, actor=upload.actor)
+    if unchanged:
+        UPLOADS.labels("unchanged").inc()
+        log.info("upload.unchanged", document_id=row.document_id, version=row.version)
+        return UploadResult(row, unchanged=True)
+    UPLOADS.labels("accepted").inc()
+    UPLOAD_BYTES.inc(size)
+    await announce(row, collection, ports)
+    ports.scheduler.wake()
+    log.info(
+        "upload.accepted", document_id=row.document_id, version=row.version, size_bytes=size, media_type=media_type
+    )
+    return UploadResult(row, unchanged=False)
+
+
+async def _release(quotas: TenantLimitsRepository, reservation: str) -> None:
+    """Give back a failed upload's reservation; if that fails too, it expires on its own."""
+    try:
+        await asyncio.shield(quotas.release(reservation))
+    except Exception as exc:  # the upload's own error is the one to report
+        log.warning("quota.release_failed", reservation=reservation, error=str(exc) or type(exc).__name__)
+
+
+async def _store_and_record(
+    upload: Upload, ports: GatewayPorts, media_type: str, sha256: str, size: int, reservation: str | None
+) -> tuple[VersionRow, bool, CollectionRow]:
+    """Store the bytes (content-addressed) and record the version, which takes the reservation's place."""
+    settings = ports.settings
     object_key = f"uploads/{upload.tenant_id}/{sha256}"
     if not await ports.objects.exists(object_key):
         await ports.objects.put_file(object_key, upload.source, size)
     reason = upload.reason if upload.reason != "upload" or not upload.force else "force"
-    row, unchanged, collection = await ports.documents.add_version(
+    return await ports.documents.add_version(
         NewVersion(
             tenant_id=upload.tenant_id,
             collection_id=upload.collection_id,
@@ -254,26 +294,12 @@ async def accept_upload(upload: Upload, ports: GatewayPorts) -> UploadResult:
             batch_id=upload.batch_id,
             traceparent=current_traceparent(),
             tags=upload.tags,
+            quota_reservation=reservation,
         ),
         job_id=new_job_id(),
         model=settings.embedding_model,
         dimensions=settings.embedding_dimensions,
     )
-    structlog.contextvars.bind_contextvars(job_id=row.job_id)
-    if upload.tags is not None:
-        await announce_tags(upload.tenant_id, row.document_id, ports, actor=upload.actor)
-    if unchanged:
-        UPLOADS.labels("unchanged").inc()
-        log.info("upload.unchanged", document_id=row.document_id, version=row.version)
-        return UploadResult(row, unchanged=True)
-    UPLOADS.labels("accepted").inc()
-    UPLOAD_BYTES.inc(size)
-    await announce(row, collection, ports)
-    ports.scheduler.wake()
-    log.info(
-        "upload.accepted", document_id=row.document_id, version=row.version, size_bytes=size, media_type=media_type
-    )
-    return UploadResult(row, unchanged=False)
 
 
 async def reembed_document(tenant_id: str, document_id: str, ports: GatewayPorts, *, actor: str) -> VersionRow:

@@ -126,6 +126,8 @@ class NewVersion:
     traceparent: str | None = None
     #: replace the document's tags (None: keep them; a new document starts without)
     tags: list[str] | None = None
+    #: the upload's quota reservation (``tenant_limits.check_quota``), given back as the version is recorded
+    quota_reservation: str | None = None
 
 
 CHUNKING = ("structure", "tokens", "markdown")
@@ -155,7 +157,7 @@ _REVIVE = (
 )
 
 
-def _lock_key(*parts: str) -> int:
+def lock_key(*parts: str) -> int:
     """A 32-bit advisory lock key of ``parts`` (collisions only serialise more than needed)."""
     return zlib.crc32("\x1f".join(parts).encode())
 
@@ -339,8 +341,12 @@ class DocumentRepository:
         """
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                "SELECT pg_advisory_xact_lock(%s)", (_lock_key("upload", new.tenant_id, new.collection_id),)
+                "SELECT pg_advisory_xact_lock(%s)", (lock_key("upload", new.tenant_id, new.collection_id),)
             )
+            if new.quota_reservation is not None:  # the version (or the unchanged answer) takes its place
+                await conn.execute(
+                    "DELETE FROM gateway.quota_reservations WHERE reservation_id = %s", (new.quota_reservation,)
+                )
             collection = await self.ensure_collection(
                 conn, new.tenant_id, new.collection_id, model=model, dimensions=dimensions
             )
@@ -533,7 +539,7 @@ class DocumentRepository:
             if row is None:
                 raise NotFound(f"document {document_id!r} does not exist (or was deleted)")
             collection_id, old_name = row
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("upload", tenant_id, collection_id),))
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("upload", tenant_id, collection_id),))
             cur = await conn.execute(
                 "SELECT document_id FROM gateway.documents WHERE tenant_id = %s AND collection_id = %s"
                 " AND file_name = %s AND deleted_at IS NULL AND document_id <> %s",

@@ -27,7 +27,7 @@ class GatewaySettings(BaseSettings):
     max_batch_files: int = Field(100, gt=0, description="Files per batch upload request; more get 413.")
     max_batch_bytes: int = Field(1024 * 1024 * 1024, gt=0, description="Batch requests announcing more get 413.")
     quota_bytes: int = Field(
-        0, ge=0, description="Bytes a tenant may store (every version of its live documents); 0: no quota."
+        0, ge=0, description="Bytes a tenant may store (each stored object of its live documents once); 0: no quota."
     )
     quota_documents: int = Field(0, ge=0, description="Live documents a tenant may have; 0: no quota.")
     upload_ttl_s: float = Field(3600.0, gt=0, description="Unfinalized direct uploads expire after this.")
