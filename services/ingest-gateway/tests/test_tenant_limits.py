@@ -26,7 +26,7 @@ from ragstream_devstack.testing import eventually, new_id
 from ragstream_gateway.app import create_app
 from ragstream_gateway.auth_repository import AuthRepository
 from ragstream_gateway.grpc_api import IngestServicer
-from ragstream_gateway.main import GRPC_RATES, GRPC_ROLES
+from ragstream_gateway.main import GRPC_CHANGES, GRPC_RATES, GRPC_ROLES
 from ragstream_gateway.ports import GatewayPorts
 
 if TYPE_CHECKING:
@@ -201,6 +201,15 @@ async def test_an_upload_over_the_byte_quota_is_refused_and_nothing_is_stored(
     assert _stored_objects(tmp_path / "objects") == stored_before
     listed = await tenant.http.get("/v1/collections/docs/documents", headers=tenant.auth())
     assert [d["file_name"] for d in listed.json()["documents"]] == ["a.md"]
+    audit = await tenant.http.get(
+        "/v1/audit", params={"action": "POST /v1/collections/{collection_id}/documents"}, headers=tenant.auth()
+    )
+    [entry] = audit.json()["entries"]  # the refused upload is on record, by the error's type
+    assert (entry["outcome"], entry["detail"]["status"], entry["detail"]["reason"]) == (
+        "refused",
+        403,
+        "QuotaExceeded",
+    )
 
 
 async def test_the_document_quota_refuses_a_new_document_but_not_a_new_version(
@@ -391,7 +400,7 @@ async def grpc_upload(
         service_names=["ragstream.v1.IngestService"],
         host="127.0.0.1",
         port=port,
-        interceptors=[AuthInterceptor(authenticator, GRPC_ROLES, rates=GRPC_RATES)],
+        interceptors=[AuthInterceptor(authenticator, GRPC_ROLES, rates=GRPC_RATES, changes=GRPC_CHANGES)],
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
@@ -446,6 +455,16 @@ async def test_a_streamed_upload_is_cut_off_once_it_passes_the_byte_quota_leavin
     assert "40 of 100 bytes used" in (raised.value.details() or "")
     assert not dict(raised.value.trailing_metadata() or ()).get("retry-after")
     assert _stored_objects(tmp_path / "objects") == stored_before
+    audit = await tenant.http.get(
+        "/v1/audit", params={"action": "RPC /ragstream.v1.IngestService/Upload"}, headers=tenant.auth()
+    )
+    [entry] = audit.json()["entries"]  # the refusal, on record as REST's are: status and error type only
+    assert (entry["outcome"], entry["detail"]["status"], entry["detail"]["reason"]) == (
+        "refused",
+        403,
+        "QuotaExceeded",
+    )
+    assert "big.md" not in audit.text
 
 
 async def test_a_request_refused_by_the_tenant_limit_is_not_charged_to_its_key(

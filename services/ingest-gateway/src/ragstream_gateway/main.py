@@ -49,6 +49,8 @@ GRPC_ROLES: dict[str, Role] = {
 }
 #: the gRPC methods that count against the upload rate limits
 GRPC_RATES: dict[str, Action] = {"/ragstream.v1.IngestService/Upload": "upload"}
+#: the gRPC methods that change state: their refusals and failures are audited
+GRPC_CHANGES = frozenset({"/ragstream.v1.IngestService/Upload"})
 
 
 @dataclass
@@ -133,7 +135,7 @@ async def serve(stop: asyncio.Event, settings: GatewaySettings) -> None:
         service_names=["ragstream.v1.IngestService"],
         host=settings.grpc_host,
         port=settings.grpc_port,
-        interceptors=[AuthInterceptor(authenticator, GRPC_ROLES, rates=GRPC_RATES)],
+        interceptors=[AuthInterceptor(authenticator, GRPC_ROLES, rates=GRPC_RATES, changes=GRPC_CHANGES)],
     )
     log.info("gateway.started", http_port=settings.http_port, grpc_port=settings.grpc_port)
     try:

@@ -12,6 +12,10 @@ tenant's id (a probe), and the audit log is readable by the caller's own admins.
 fingerprint of the route's ids (``sha256:`` and 16 hex digits of the ids joined with ``/``: hash a
 candidate id to match it), and the reason is the error's type (``NotFound``, ``Conflict``,
 ``RequestValidationError``…), not its message, which often repeats the id or the input.
+
+gRPC methods that change state (the gateway's ``Upload``) are recorded the same way by
+``AuthInterceptor(changes=…)`` through ``record_refused_change``: action ``RPC <method>``, the
+status the error has over REST, and the error's type.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from ragstream_core.auth.principal import Principal
 log = structlog.get_logger(__name__)
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-#: refusals written elsewhere (the authenticator's auth.refused) or, for a flood, only counted
-#: and logged (429: ``ragstream_rate_limited_total``)
-_NOT_AUDITED_HERE = frozenset({401, 403, 429})
+#: refusals only counted and logged, since a flood would flood the log (429:
+#: ``ragstream_rate_limited_total``), or of nobody known (401). The authenticator's own 401 and
+#: 403 (key, role, a chat key's scope) are written by it as ``auth.refused`` and never reach here
+#: with a principal; a 403 here is a route's own: a quota, an admin-only setting.
+_NOT_AUDITED_HERE = frozenset({401, 429})
 #: how much of an error body is read for its reason
 _MAX_REASON_BODY = 8192
 #: hex digits of a target's fingerprint
@@ -68,7 +74,7 @@ class AuditRefusedChanges:
             status = 500
             raise
         finally:
-            if status >= 400 and status not in _NOT_AUDITED_HERE:
+            if audited_status(status):
                 await self._record(scope, status, bytes(body))
 
     async def _record(self, scope: Any, status: int, body: bytes) -> None:
@@ -78,17 +84,37 @@ class AuditRefusedChanges:
             return
         route = getattr(scope.get("route"), "path", None) or "(no route)"
         ids = "/".join(str(v) for v in (scope.get("path_params") or {}).values())
-        try:
-            await authenticator.record(
-                principal,
-                f"{scope['method']} {route}",
-                target=fingerprint(ids) if ids else route,
-                outcome="refused" if status < 500 else "failed",
-                status=status,
-                reason=_reason(body),
-            )
-        except Exception as exc:  # the answer is sent already: a lost audit row is logged, not raised
-            log.error("audit.write_failed", route=route, status=status, error=str(exc))
+        await record_refused_change(
+            authenticator,
+            principal,
+            f"{scope['method']} {route}",
+            target=fingerprint(ids) if ids else route,
+            status=status,
+            reason=_reason(body),
+        )
+
+
+def audited_status(status: int) -> bool:
+    """Whether a change answered ``status`` is recorded here (a refusal or failure not recorded elsewhere)."""
+    return status >= 400 and status not in _NOT_AUDITED_HERE
+
+
+async def record_refused_change(
+    authenticator: Any, principal: Principal, action: str, *, target: str, status: int, reason: str
+) -> None:
+    """Write one refused (4xx) or failed (5xx) change; a lost row is logged, never raised (the
+    caller's answer is what matters)."""
+    try:
+        await authenticator.record(
+            principal,
+            action,
+            target=target,
+            outcome="refused" if status < 500 else "failed",
+            status=status,
+            reason=reason,
+        )
+    except Exception as exc:
+        log.error("audit.write_failed", action=action, status=status, error=str(exc))
 
 
 def fingerprint(ids: str) -> str:

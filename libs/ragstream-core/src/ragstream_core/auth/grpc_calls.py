@@ -3,7 +3,9 @@
 The credential is the ``authorization`` metadata (``Bearer <key>``); in ``open`` mode the tenant
 is the ``x-tenant-id`` metadata. Health checks and reflection are public. A method of a
 ragstream service that ``roles`` does not name is refused: a new RPC cannot be left open by
-forgetting it. Servicers read the caller with ``current_principal()``.
+forgetting it. Servicers read the caller with ``current_principal()``. A method named in
+``changes`` that ends in a refusal or failure is written to the audit log as REST's refused
+changes are (``ragstream_core.auth.audit``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import Any
 
 import grpc
 
+from ragstream_core.auth.audit import audited_status, record_refused_change
 from ragstream_core.auth.authenticator import PUBLIC, Authenticator
 from ragstream_core.auth.principal import Principal, Role
 from ragstream_core.auth.ratelimit import Action
-from ragstream_core.errors import Forbidden
+from ragstream_core.errors import Forbidden, RagstreamError, mapping_for
 
 _PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("ragstream_principal", default=None)
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -38,14 +41,21 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any], name: str) -> str | N
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Authorizes each call of a ragstream service with the role ``roles`` names for its method
     (full name, ``/ragstream.v1.IngestService/Upload``), and charges the rate limit of the action
-    ``rates`` names for it (``RESOURCE_EXHAUSTED`` with ``retry-after`` when over it)."""
+    ``rates`` names for it (``RESOURCE_EXHAUSTED`` with ``retry-after`` when over it); the refusals
+    and failures of the methods in ``changes`` are audited."""
 
     def __init__(
-        self, authenticator: Authenticator, roles: dict[str, Role], *, rates: dict[str, Action] | None = None
+        self,
+        authenticator: Authenticator,
+        roles: dict[str, Role],
+        *,
+        rates: dict[str, Action] | None = None,
+        changes: frozenset[str] = frozenset(),
     ) -> None:
         self.authenticator = authenticator
         self.roles = roles
         self.rates = dict(rates or {})
+        self.changes = changes
 
     async def _authorize(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         needed = self.roles.get(method)
@@ -65,9 +75,26 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _unary(self, behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             await self._authorize(method, context)
-            return await behavior(request, context)
+            if method not in self.changes:
+                return await behavior(request, context)
+            try:
+                return await behavior(request, context)
+            except Exception as exc:
+                await self._audit(method, exc)
+                raise
 
         return call
+
+    async def _audit(self, method: str, error: Exception) -> None:
+        """Record a change's refusal or failure: the REST status it maps to and the error's type only."""
+        principal = current_principal()
+        status = mapping_for(error).http_status
+        if principal is None or not audited_status(status):
+            return
+        reason = type(error).__name__ if isinstance(error, RagstreamError) else "InternalError"
+        await record_refused_change(
+            self.authenticator, principal, f"RPC {method}", target=method, status=status, reason=reason
+        )
 
     def _stream(self, behavior: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
