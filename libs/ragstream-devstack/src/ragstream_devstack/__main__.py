@@ -6,11 +6,15 @@
 ``python -m ragstream_devstack servers -- COMMAND...``: NATS and PostgreSQL alone on the data
 dir, COMMAND run with ``RAGSTREAM_NATS_URL``, ``RAGSTREAM_POSTGRES_URL`` and
 ``RAGSTREAM_DATA_DIR`` pointing at them (a restore: ``make restore``), then both stopped.
+
+``python -m ragstream_devstack nats-url``: the NATS URL of ``make run``'s operator user (every
+right), for tools beside it (``make backup``, ``make rebuild-progress``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -42,6 +46,19 @@ def print_trace(path: Path, *, job_id: str = "", everything: bool = False) -> in
     return 0
 
 
+def operator_url(data_dir: Path) -> str:
+    """``RAGSTREAM_NATS_URL`` if set, else the operator's URL of the NATS ``make run`` started on ``data_dir``."""
+    from ragstream_core.nats_users import OPERATOR
+
+    if os.environ.get("RAGSTREAM_NATS_URL"):
+        return os.environ["RAGSTREAM_NATS_URL"]
+    port = int(os.environ.get("RAGSTREAM_NATS_PORT", 4222))
+    users = data_dir / "nats" / "users.json"
+    if not users.exists():
+        return f"nats://127.0.0.1:{port}"
+    return f"nats://{OPERATOR}:{json.loads(users.read_text())[OPERATOR]}@127.0.0.1:{port}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="ragstream-devstack")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,7 +71,12 @@ def main() -> None:
     servers = sub.add_parser("servers", help="start NATS and PostgreSQL alone, run COMMAND against them, stop")
     servers.add_argument("--data-dir", type=Path, default=Path("data"))
     servers.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND")
+    url = sub.add_parser("nats-url", help="the NATS URL of make run's operator user (every right)")
+    url.add_argument("--data-dir", type=Path, default=Path("data"))
     args = parser.parse_args()
+    if args.command == "nats-url":
+        sys.stdout.write(operator_url(args.data_dir) + "\n")
+        return
     if args.command == "traces":
         sys.exit(print_trace(args.data_dir / "traces.jsonl", job_id=args.job, everything=args.all))
     if args.command == "servers":
@@ -86,7 +108,8 @@ def main() -> None:
                 if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
                 else f"{stack.traces_file}; `make traces` prints the last job's"
             ),
-            f"  NATS       {stack.nats.url}",
+            f"  NATS       {stack.nats.url}"
+            + (f" (users: {stack.data_dir / 'nats' / 'users.json'})" if stack.nats_passwords else ""),
             f"  PostgreSQL {stack.postgres.url}",
             "",
         ]
@@ -112,7 +135,7 @@ def run_beside_servers(data_dir: Path, command: list[str]) -> int:
         stack.start_servers()
         assert stack.nats
         assert stack.postgres
-        env = {"RAGSTREAM_NATS_URL": stack.nats.url, "RAGSTREAM_POSTGRES_URL": stack.postgres.url}
+        env = {"RAGSTREAM_NATS_URL": stack.bus_url, "RAGSTREAM_POSTGRES_URL": stack.postgres.url}
         env["RAGSTREAM_DATA_DIR"] = str(stack.data_dir)
         return subprocess.run(command, env={**stack.service_env(), **env}, check=False).returncode
     finally:

@@ -7,7 +7,9 @@ environment, so the tests can run a stack beside a running ``make run``.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from typing import IO
 
 import httpx
 
+from ragstream_core.nats_users import OPERATOR, SERVICE_USERS, nats_config
 from ragstream_core.secrets import key_file
 from ragstream_devstack.servers import NatsServer, Postgres, free_port, python_env
 
@@ -87,6 +90,10 @@ class Stack:
     browser_origins: list[str] = field(default_factory=list)
     #: an external NATS (e.g. a ``NatsCluster``'s URL) instead of the nats-server the stack starts
     nats_url: str = ""
+    #: the stack's own NATS has a user per service with its role's subjects (``ragstream_core.nats_users``)
+    #: and an operator with every right (``bus_url``); passwords are generated into ``nats/users.json``
+    nats_users: bool = True
+    nats_passwords: dict[str, str] = field(default_factory=dict)
     nats: NatsServer | None = None
     postgres: Postgres | None = None
     ports: dict[str, int] = field(default_factory=dict)
@@ -113,10 +120,28 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         nats_port = int(os.environ.get("RAGSTREAM_NATS_PORT", 4222)) if self.fixed_ports else free_port()
         if not self.nats_url:
-            self.nats = NatsServer(self.data_dir / "nats", port=nats_port).start()
+            config = self._nats_users_config() if self.nats_users else None
+            self.nats = NatsServer(self.data_dir / "nats", port=nats_port, config=config).start()
         self.postgres = Postgres(self.data_dir / "postgres").start()
         self._choose_ports()
         return self
+
+    def _nats_users_config(self) -> Path:
+        """The users' passwords (kept in ``nats/users.json``, mode 0600, so a restart keeps them) and
+        the server's configuration naming them."""
+        directory = self.data_dir / "nats"
+        directory.mkdir(parents=True, exist_ok=True)
+        stored = directory / "users.json"
+        passwords = json.loads(stored.read_text()) if stored.exists() else {}
+        for user in (OPERATOR, *SERVICE_USERS):
+            passwords.setdefault(user, secrets.token_urlsafe(24))
+        stored.touch(mode=0o600)
+        stored.write_text(json.dumps(passwords, indent=1))
+        self.nats_passwords = passwords
+        config = directory / "users.conf"
+        config.write_text(nats_config(passwords))
+        config.chmod(0o600)
+        return config
 
     def _choose_ports(self) -> None:
         for spec in SERVICES:
@@ -133,7 +158,9 @@ class Stack:
         """Migrate, start the five services on the running servers and wait until each is ready."""
         for spec in SERVICES:
             if spec.migrates:
-                subprocess.run([sys.executable, "-m", spec.module, "migrate"], env=self.service_env(), check=True)
+                subprocess.run(
+                    [sys.executable, "-m", spec.module, "migrate"], env=self.service_env(spec.name), check=True
+                )
         attempt = 1
         while True:
             for spec in SERVICES:
@@ -153,7 +180,8 @@ class Stack:
                 self._choose_ports()
                 attempt += 1
 
-    def service_env(self) -> dict[str, str]:
+    def service_env(self, name: str | None = None) -> dict[str, str]:
+        """The environment of service ``name`` (its own NATS user); None: the operator's."""
         assert self.postgres
         extra = {
             "RAGSTREAM_DATA_DIR": str(self.data_dir),
@@ -181,16 +209,25 @@ class Stack:
         if "RAGSTREAM_AUTH_MODE" not in os.environ:
             # one person on this machine: no keys (the services default to keys mode, for production)
             extra["RAGSTREAM_AUTH_MODE"] = "open"
+        if name in SERVICE_USERS and self.nats_passwords and not self.nats_url:
+            # the service's own user, as in Kubernetes (the operator's URL is for tools and tests)
+            assert self.nats
+            extra["RAGSTREAM_NATS_URL"] = self.nats.url
+            extra["RAGSTREAM_NATS_USER"] = name
+            extra["RAGSTREAM_NATS_PASSWORD"] = self.nats_passwords[name]
         extra.update(self.env)
         return python_env(extra)
 
     @property
     def bus_url(self) -> str:
-        """The NATS the services use: ``nats_url``, or the stack's own server."""
+        """The NATS of the stack as its operator (every right: tools and tests): ``nats_url``, or
+        the stack's own server."""
         if self.nats_url:
             return self.nats_url
         assert self.nats, "bus_url before start_servers()"
-        return self.nats.url
+        if not self.nats_passwords:
+            return self.nats.url
+        return self.nats.url_of(OPERATOR, self.nats_passwords[OPERATOR])
 
     @property
     def traces_file(self) -> Path:
@@ -215,7 +252,7 @@ class Stack:
             self._logs.append(out)
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", spec.module],
-            env=self.service_env(),
+            env=self.service_env(name),
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,  # Ctrl-C reaches the supervisor, which stops services first
