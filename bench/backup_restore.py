@@ -48,7 +48,7 @@ def say(text: str = "") -> None:
 def settings_of(stack: Stack) -> CoreSettings:
     assert stack.nats
     assert stack.postgres
-    return CoreSettings(data_dir=stack.data_dir, nats_url=stack.nats.url, postgres_url=stack.postgres.url)
+    return CoreSettings(data_dir=stack.data_dir, nats_url=stack.bus_url, postgres_url=stack.postgres.url)
 
 
 def cited(answer: dict[str, Any]) -> list[tuple[str, int, str]]:

@@ -65,7 +65,7 @@ async def measure_freshness(stack: Stack, *, collection: str, probes: int, first
     """Per probe: seconds from ``index.updated`` (as this process heard it) to the first citing answer."""
     assert stack.nats is not None
     gateway, chat = stack.url("ingest-gateway"), stack.url("chat")
-    connection = await nats.connect(stack.nats.url)
+    connection = await nats.connect(stack.bus_url)
     heard: dict[str, float] = {}
     arrived = asyncio.Event()
 

@@ -44,7 +44,7 @@ QUESTIONS = (
 def settings_of(stack: Stack) -> CoreSettings:
     assert stack.nats
     assert stack.postgres
-    return CoreSettings(data_dir=stack.data_dir, nats_url=stack.nats.url, postgres_url=stack.postgres.url)
+    return CoreSettings(data_dir=stack.data_dir, nats_url=stack.bus_url, postgres_url=stack.postgres.url)
 
 
 def ragstream_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -177,7 +177,7 @@ async def test_backup_wipe_restore_gives_the_same_answers(
             (new_job,) = await client.wait_done([new.json()["job_id"]])
             jobs_final = await jobs_of(client, collection)
             assert second.nats
-            later_jobs = await job_ids_after(second.nats.url, events_restored)
+            later_jobs = await job_ids_after(second.bus_url, events_restored)
     finally:
         second.stop()
 

@@ -187,7 +187,7 @@ async def stack_request_delete(stack: Stack, document_id: str, versions: list[in
     import nats
 
     assert stack.nats is not None
-    connection = await nats.connect(stack.nats.url)
+    connection = await nats.connect(stack.bus_url)
     try:
         reply = await connection.request(
             DELETE_POINTS_SUBJECT,

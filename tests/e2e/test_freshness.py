@@ -60,7 +60,7 @@ async def test_content_is_answerable_after_its_index_update_and_not_before_the_s
         event = IndexUpdated.FromString(msg.data)
         updated.setdefault(event.meta.job_id, time.monotonic())
 
-    events = await nats.connect(client.stack.nats.url)
+    events = await nats.connect(client.stack.bus_url)
     await events.subscribe(SUBJECT_OF[IndexUpdated], cb=record)
     await events.flush()
     answers: list[Answer] = []

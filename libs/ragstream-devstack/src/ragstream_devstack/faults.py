@@ -124,9 +124,9 @@ class NatsRestart:
 
     async def inject(self, _: dict[str, str]) -> None:
         assert self.stack.nats is not None
-        before = await stream_state(self.stack.nats.url)
+        before = await stream_state(self.stack.bus_url)
         await asyncio.to_thread(self.stack.restart_nats, down_s=self.down_s, kill=self.kill)
-        after = await stream_state(self.stack.nats.url)
+        after = await stream_state(self.stack.bus_url)
         if after.messages < before.messages or after.last_sequence < before.last_sequence:
             self.violations.append(f"the event stream went back from {before} to {after}")
         if before.consumers - after.consumers:
@@ -294,12 +294,12 @@ async def run_fault_scenario(
     recovered_at = first_progress or (back_at if done_at is not None else None)
     assert client.stack.nats is not None
     # observers (the gateway's version tracking) may still be applying the last events
-    backlog = await settled_backlog(client.stack.nats.url)
+    backlog = await settled_backlog(client.stack.bus_url)
     ends = {name: document.ends for name, document in fault.documents.items()}
     audit = await audit_batch(client, collection, job_of, ends=ends)
     await _check_answerable(client, collection, batch, job_of, audit)
     ours = set(job_of.values())
-    letters = [d for d in await dead_letters(client.stack.nats.url) if d.job_id in ours]
+    letters = [d for d in await dead_letters(client.stack.bus_url) if d.job_id in ours]
     row = FaultRow(
         scenario=fault.scenario,
         documents=len(job_of),
