@@ -46,7 +46,6 @@ def say(text: str = "") -> None:
 
 
 def settings_of(stack: Stack) -> CoreSettings:
-    assert stack.nats
     assert stack.postgres
     return CoreSettings(data_dir=stack.data_dir, nats_url=stack.bus_url, postgres_url=stack.postgres.url)
 

@@ -63,7 +63,6 @@ def _summary(seconds: list[float]) -> dict[str, Any]:
 
 async def measure_freshness(stack: Stack, *, collection: str, probes: int, first_number: int = 1000) -> dict[str, Any]:
     """Per probe: seconds from ``index.updated`` (as this process heard it) to the first citing answer."""
-    assert stack.nats is not None
     gateway, chat = stack.url("ingest-gateway"), stack.url("chat")
     connection = await nats.connect(stack.bus_url)
     heard: dict[str, float] = {}

@@ -141,7 +141,6 @@ def rank_of(hits: list[Any], right: frozenset[str]) -> int:
 
 
 async def evaluate(stack: Stack, questions: list[Question], *, top_k: int) -> dict[str, Any]:
-    assert stack.nats
     bus = await Bus.connect(stack.bus_url, service="eval")
     scores = {mode: Scores() for mode in MODES}
     by_kind = {(mode, q.kind): Scores() for mode in MODES for q in questions}

@@ -186,7 +186,6 @@ async def stack_request_delete(stack: Stack, document_id: str, versions: list[in
     """Ask the running embedder to remove points, as the repair does (NATS request/reply)."""
     import nats
 
-    assert stack.nats is not None
     connection = await nats.connect(stack.bus_url)
     try:
         reply = await connection.request(

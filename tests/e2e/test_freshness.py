@@ -47,7 +47,6 @@ class Probe:
 
 
 async def test_content_is_answerable_after_its_index_update_and_not_before_the_swap(client: Client) -> None:
-    assert client.stack.nats
     collection = new_id("fresh")
     question = "What is the launch code word?"
     first = await client.upload(collection, "plan.md", code_word_document("ALPHA", sections=4))

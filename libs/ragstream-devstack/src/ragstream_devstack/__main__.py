@@ -14,14 +14,14 @@ right), for tools beside it (``make backup``, ``make rebuild-progress``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from ragstream_devstack.stack import Stack
+from ragstream_devstack.servers import local_nats_url
+from ragstream_devstack.stack import NATS_USERS_FILE, Stack, stored_nats_passwords
 
 #: spans `make traces` leaves out unless ALL=1: one per SQL statement, and ASGI's message spans
 BRIEF_HIDES = ("postgresql ",)
@@ -53,10 +53,8 @@ def operator_url(data_dir: Path) -> str:
     if os.environ.get("RAGSTREAM_NATS_URL"):
         return os.environ["RAGSTREAM_NATS_URL"]
     port = int(os.environ.get("RAGSTREAM_NATS_PORT", 4222))
-    users = data_dir / "nats" / "users.json"
-    if not users.exists():
-        return f"nats://127.0.0.1:{port}"
-    return f"nats://{OPERATOR}:{json.loads(users.read_text())[OPERATOR]}@127.0.0.1:{port}"
+    password = stored_nats_passwords(data_dir).get(OPERATOR, "")
+    return local_nats_url(port, user=OPERATOR if password else "", password=password)
 
 
 def main() -> None:
@@ -108,8 +106,7 @@ def main() -> None:
                 if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
                 else f"{stack.traces_file}; `make traces` prints the last job's"
             ),
-            f"  NATS       {stack.nats.url}"
-            + (f" (users: {stack.data_dir / 'nats' / 'users.json'})" if stack.nats_passwords else ""),
+            f"  NATS       {stack.nats.url}" + f" (users: {stack.data_dir / NATS_USERS_FILE})",
             f"  PostgreSQL {stack.postgres.url}",
             "",
         ]
@@ -133,7 +130,6 @@ def run_beside_servers(data_dir: Path, command: list[str]) -> int:
     stack = Stack(data_dir=data_dir, fixed_ports=True)
     try:
         stack.start_servers()
-        assert stack.nats
         assert stack.postgres
         env = {"RAGSTREAM_NATS_URL": stack.bus_url, "RAGSTREAM_POSTGRES_URL": stack.postgres.url}
         env["RAGSTREAM_DATA_DIR"] = str(stack.data_dir)

@@ -292,7 +292,6 @@ async def run_fault_scenario(
         )
         first_progress = watch.first_change_after(back_at)
     recovered_at = first_progress or (back_at if done_at is not None else None)
-    assert client.stack.nats is not None
     # observers (the gateway's version tracking) may still be applying the last events
     backlog = await settled_backlog(client.stack.bus_url)
     ends = {name: document.ends for name, document in fault.documents.items()}

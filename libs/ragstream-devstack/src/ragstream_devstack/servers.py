@@ -45,6 +45,12 @@ def nats_server_binary() -> str:
     return found
 
 
+def local_nats_url(port: int, *, user: str = "", password: str = "") -> str:
+    """The URL of a nats-server on this machine, with ``user``'s credentials if given."""
+    credentials = f"{user}:{password}@" if user else ""
+    return f"nats://{credentials}127.0.0.1:{port}"
+
+
 @dataclass
 class NatsServer:
     """A nats-server with JetStream storing under ``store_dir``."""
@@ -57,10 +63,10 @@ class NatsServer:
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return local_nats_url(self.port)
 
     def url_of(self, user: str, password: str) -> str:
-        return f"nats://{user}:{password}@127.0.0.1:{self.port}"
+        return local_nats_url(self.port, user=user, password=password)
 
     def start(self) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,15 @@ from ragstream_core.nats_users import OPERATOR, SERVICE_USERS, nats_config
 from ragstream_core.secrets import key_file
 from ragstream_devstack.servers import NatsServer, Postgres, free_port, python_env
 
+#: the passwords of the stack's NATS users, under its data directory (mode 0600)
+NATS_USERS_FILE = Path("nats") / "users.json"
+
+
+def stored_nats_passwords(data_dir: Path) -> dict[str, str]:
+    """The NATS users' passwords a stack on ``data_dir`` generated (empty: none yet)."""
+    stored = data_dir / NATS_USERS_FILE
+    return dict(json.loads(stored.read_text())) if stored.exists() else {}
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -90,9 +99,9 @@ class Stack:
     browser_origins: list[str] = field(default_factory=list)
     #: an external NATS (e.g. a ``NatsCluster``'s URL) instead of the nats-server the stack starts
     nats_url: str = ""
-    #: the stack's own NATS has a user per service with its role's subjects (``ragstream_core.nats_users``)
-    #: and an operator with every right (``bus_url``); passwords are generated into ``nats/users.json``
-    nats_users: bool = True
+    #: the users of the stack's own NATS: one per service with its role's subjects
+    #: (``ragstream_core.nats_users``) and the operator with every right (``bus_url``), generated
+    #: into ``NATS_USERS_FILE``; empty with an external NATS
     nats_passwords: dict[str, str] = field(default_factory=dict)
     nats: NatsServer | None = None
     postgres: Postgres | None = None
@@ -120,8 +129,7 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         nats_port = int(os.environ.get("RAGSTREAM_NATS_PORT", 4222)) if self.fixed_ports else free_port()
         if not self.nats_url:
-            config = self._nats_users_config() if self.nats_users else None
-            self.nats = NatsServer(self.data_dir / "nats", port=nats_port, config=config).start()
+            self.nats = NatsServer(self.data_dir / "nats", port=nats_port, config=self._nats_users_config()).start()
         self.postgres = Postgres(self.data_dir / "postgres").start()
         self._choose_ports()
         return self
@@ -129,16 +137,15 @@ class Stack:
     def _nats_users_config(self) -> Path:
         """The users' passwords (kept in ``nats/users.json``, mode 0600, so a restart keeps them) and
         the server's configuration naming them."""
-        directory = self.data_dir / "nats"
-        directory.mkdir(parents=True, exist_ok=True)
-        stored = directory / "users.json"
-        passwords = json.loads(stored.read_text()) if stored.exists() else {}
+        stored = self.data_dir / NATS_USERS_FILE
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        passwords = stored_nats_passwords(self.data_dir)
         for user in (OPERATOR, *SERVICE_USERS):
             passwords.setdefault(user, secrets.token_urlsafe(24))
         stored.touch(mode=0o600)
         stored.write_text(json.dumps(passwords, indent=1))
         self.nats_passwords = passwords
-        config = directory / "users.conf"
+        config = stored.parent / "users.conf"
         config.write_text(nats_config(passwords))
         config.chmod(0o600)
         return config
@@ -209,9 +216,8 @@ class Stack:
         if "RAGSTREAM_AUTH_MODE" not in os.environ:
             # one person on this machine: no keys (the services default to keys mode, for production)
             extra["RAGSTREAM_AUTH_MODE"] = "open"
-        if name in SERVICE_USERS and self.nats_passwords and not self.nats_url:
+        if name in SERVICE_USERS and self.nats:
             # the service's own user, as in Kubernetes (the operator's URL is for tools and tests)
-            assert self.nats
             extra["RAGSTREAM_NATS_URL"] = self.nats.url
             extra["RAGSTREAM_NATS_USER"] = name
             extra["RAGSTREAM_NATS_PASSWORD"] = self.nats_passwords[name]
@@ -225,8 +231,6 @@ class Stack:
         if self.nats_url:
             return self.nats_url
         assert self.nats, "bus_url before start_servers()"
-        if not self.nats_passwords:
-            return self.nats.url
         return self.nats.url_of(OPERATOR, self.nats_passwords[OPERATOR])
 
     @property

@@ -75,12 +75,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _unary(self, behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             await self._authorize(method, context)
-            if method not in self.changes:
-                return await behavior(request, context)
             try:
                 return await behavior(request, context)
             except Exception as exc:
-                await self._audit(method, exc)
+                if method in self.changes:
+                    await self._audit(method, exc)
                 raise
 
         return call
