@@ -137,6 +137,23 @@ async def test_generation_failing_mid_stream_ends_with_an_error_event_and_stores
     assert await ports.conversations.list(tenant) == []
 
 
+async def test_a_question_postgresql_cannot_store_ends_the_stream_with_an_error_event(
+    responder: SearchResponder, chat_url: str
+) -> None:
+    """A NUL in the question is found when the turn is stored, after the answer streamed (fuzzing
+    found it breaking the connection): the stream ends with the invalid-input error instead."""
+    responder.add_hit(MALLARDS)
+
+    response = await read_sse(
+        f"{chat_url}/v1/collections/{new_id('col')}/chat", {"question": "When do mallards\x00 migrate?", "stream": True}
+    )
+
+    events = sse_events(response.text)
+    assert events[-1][0] == "error"
+    assert events[-1][1]["error"] == "InvalidInput"
+    assert "NUL" in events[-1][1]["detail"]
+
+
 async def test_websocket_answers_each_question_as_events_in_one_conversation(
     responder: SearchResponder, chat_url: str
 ) -> None:

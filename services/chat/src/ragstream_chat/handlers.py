@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
+import psycopg
 import structlog
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
@@ -32,6 +33,7 @@ from ragstream_chat.sentences import Sentence, SentenceLinker
 from ragstream_core.errors import InvalidInput
 from ragstream_core.proto.ragstream.v1.events_pb2 import IndexTagged, IndexUpdated
 from ragstream_core.proto.ragstream.v1.search_pb2 import SearchHit
+from ragstream_core.runtime import invalid_data
 
 __all__ = [
     "ChatEvent",
@@ -204,10 +206,15 @@ class Prepared:
             "sentences": [s.data() for s in sentences],
         }
         if q.history is None:
-            await self.ports.conversations.record(
-                q.tenant_id, q.collection_id, self.conversation_id, question=q.text.strip(), query=self.query,
-                answer=result,
-            )  # fmt: skip
+            try:
+                await self.ports.conversations.record(
+                    q.tenant_id, q.collection_id, self.conversation_id, question=q.text.strip(), query=self.query,
+                    answer=result,
+                )  # fmt: skip
+            except (
+                psycopg.DataError
+            ) as exc:  # mid-stream, past the app's handler: every stream gets it as a domain error
+                raise invalid_data(exc) from exc
         ANSWER.labels(self.answerer.mode).observe(time.perf_counter() - self.started_at)
         log.info(
             "chat.answered",

@@ -223,9 +223,7 @@ async def _chunks(prepared: Prepared, model: str) -> AsyncIterator[str]:
                     citations=event.result["citations"], sentences=event.result["sentences"],
                     usage=_usage(prepared.question.text, event.result["answer"]),
                 )  # fmt: skip
-    except (RagstreamError, psycopg.DataError) as exc:  # after the 200: OpenAI's way, an error object in the stream
-        if isinstance(exc, psycopg.DataError):
-            exc = invalid_data(exc)
+    except RagstreamError as exc:  # after the 200: OpenAI's way, an error object in the stream
         body = {"error": {"message": str(exc), "type": "api_error", "param": None, "code": type(exc).__name__}}
         yield f"data: {json.dumps(body)}\n\n"
     yield "data: [DONE]\n\n"
